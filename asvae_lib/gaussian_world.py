@@ -1,0 +1,289 @@
+"""The Gaussian world: AS-VAE with every quantity in closed form.
+
+Data ``x`` in R^D, codes ``z`` in R^K, and
+
+* data        ``q(x) = N(m, C)`` (known here, unlike in real life),
+* prior       ``p(z) = N(0, I)``,
+* decoder     ``p_theta(x|z) = N(W z + b, s2 I)``   (theta = W, b, s2),
+* encoder     ``q_phi(z|x)  = N(A x + c, diag(S))`` (phi = A, c, S).
+
+Then the model ``p_theta(x) = N(b, W W^T + s2 I)`` is probabilistic PCA, the
+aggregated posterior is ``q_phi(z) = N(A m + c, A C A^T + S)``, both joints
+``q_phi(x,z) = q(x) q_phi(z|x)`` and ``p_theta(x,z) = p(z) p_theta(x|z)`` are
+Gaussians in R^(D+K) (x first, then z), and the ELBO (1), the bounds (8) and
+(9), the optimal discriminators (7) and every term of the symmetric bound are
+exact expressions with exact gradients.
+
+The encoder and decoder parameters are ``nn.Parameter``s, so an optimiser can
+maximise any of these objectives directly.
+"""
+import math
+
+import torch
+from torch import nn
+
+from .gaussians import Gaussian, cross_entropy, kl, standard_normal
+
+
+class GaussianWorld(nn.Module):
+    def __init__(self, data_mean, data_cov, W, b, s2, A, c, S):
+        super().__init__()
+        dt = torch.float64
+        self.register_buffer("m", torch.as_tensor(data_mean, dtype=dt))
+        self.register_buffer("C", torch.as_tensor(data_cov, dtype=dt))
+        self.W = nn.Parameter(torch.as_tensor(W, dtype=dt).clone())
+        self.b = nn.Parameter(torch.as_tensor(b, dtype=dt).clone())
+        self.log_s2 = nn.Parameter(torch.log(torch.as_tensor(s2, dtype=dt)).clone())
+        self.A = nn.Parameter(torch.as_tensor(A, dtype=dt).clone())
+        self.c = nn.Parameter(torch.as_tensor(c, dtype=dt).clone())
+        self.log_S = nn.Parameter(torch.log(torch.as_tensor(S, dtype=dt)).clone())
+
+    @classmethod
+    def random(cls, data_mean, data_cov, K: int, seed: int = 0, scale: float = 0.5):
+        """A world with the given data and randomly drawn encoder and decoder."""
+        g = torch.Generator().manual_seed(seed)
+        D = len(data_mean)
+        rnd = lambda *shape: scale * torch.randn(*shape, dtype=torch.float64, generator=g)
+        return cls(data_mean, data_cov, W=rnd(D, K), b=rnd(D), s2=torch.tensor(1.0),
+                   A=rnd(K, D), c=rnd(K), S=torch.full((K,), 0.5))
+
+    # ----- sizes and the parameters as matrices -------------------------------------
+    @property
+    def D(self) -> int:
+        return self.m.shape[0]
+
+    @property
+    def K(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def s2(self) -> torch.Tensor:
+        return self.log_s2.exp()
+
+    @property
+    def S(self) -> torch.Tensor:
+        """The encoder's diagonal covariance, as a matrix."""
+        return torch.diag(self.log_S.exp())
+
+    def decoder_parameters(self):
+        """theta."""
+        return [self.W, self.b, self.log_s2]
+
+    def encoder_parameters(self):
+        """phi."""
+        return [self.A, self.c, self.log_S]
+
+    # ----- the four marginals ------------------------------------------------------
+    def data(self) -> Gaussian:
+        """``q(x)``."""
+        return Gaussian(self.m, self.C)
+
+    def prior(self) -> Gaussian:
+        """``p(z)``."""
+        return standard_normal(self.K)
+
+    def model(self) -> Gaussian:
+        """``p_theta(x) = N(b, W W^T + s2 I)``."""
+        return Gaussian(self.b, self.W @ self.W.T + self.s2 * torch.eye(self.D, dtype=self.m.dtype))
+
+    def aggregated_posterior(self) -> Gaussian:
+        """``q_phi(z) = E_q(x) q_phi(z|x) = N(A m + c, A C A^T + S)``."""
+        return Gaussian(self.A @ self.m + self.c, self.A @ self.C @ self.A.T + self.S)
+
+    # ----- the two joints (x first, then z) -----------------------------------------
+    def encoder_joint(self) -> Gaussian:
+        """``q_phi(x, z) = q(x) q_phi(z|x)``."""
+        AC = self.A @ self.C
+        cov = torch.cat([torch.cat([self.C, AC.T], 1),
+                         torch.cat([AC, AC @ self.A.T + self.S], 1)], 0)
+        return Gaussian(torch.cat([self.m, self.A @ self.m + self.c]), cov)
+
+    def decoder_joint(self) -> Gaussian:
+        """``p_theta(x, z) = p(z) p_theta(x|z)``."""
+        px = self.model()
+        cov = torch.cat([torch.cat([px.cov, self.W], 1),
+                         torch.cat([self.W.T, torch.eye(self.K, dtype=self.m.dtype)], 1)], 0)
+        return Gaussian(torch.cat([self.b, torch.zeros(self.K, dtype=self.m.dtype)]), cov)
+
+    # ----- the conditionals: sampling (reparametrised) and densities ----------------
+    def encode(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+        """``z ~ q_phi(z|x)`` as ``A x + c + sqrt(S) eps`` (the reparametrisation trick)."""
+        eps = torch.randn(x.shape[0], self.K, dtype=x.dtype, generator=generator)
+        return x @ self.A.T + self.c + eps * (0.5 * self.log_S).exp()
+
+    def decode(self, z: torch.Tensor, generator=None) -> torch.Tensor:
+        """``x ~ p_theta(x|z)`` as ``W z + b + sqrt(s2) eps``: the reparametrisation of (11)."""
+        eps = torch.randn(z.shape[0], self.D, dtype=z.dtype, generator=generator)
+        return z @ self.W.T + self.b + eps * (0.5 * self.log_s2).exp()
+
+    def encoder_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """``log q_phi(z|x)``."""
+        var = self.log_S.exp()
+        r = z - x @ self.A.T - self.c
+        return -0.5 * (self.K * math.log(2 * math.pi) + self.log_S.sum() + (r**2 / var).sum(-1))
+
+    def decoder_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """``log p_theta(x|z)``."""
+        r = x - z @ self.W.T - self.b
+        return -0.5 * (self.D * (math.log(2 * math.pi) + self.log_s2) + (r**2).sum(-1) / self.s2)
+
+    # ----- the optimal discriminators (7) and ALI's -------------------------------------
+    def f_star(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """``f*(x, z) = log q(x) - log p_theta(x)``: it ignores ``z``."""
+        return self.data().log_prob(x) - self.model().log_prob(x)
+
+    def h_star(self, x: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
+        """``h*(x, z) = log p(z) - log q_phi(z)``: it ignores ``x``."""
+        return self.prior().log_prob(z) - self.aggregated_posterior().log_prob(z)
+
+    def ali_star(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """ALI's optimal discriminator for (3): ``log q_phi(x,z) - log p_theta(x,z)``."""
+        xz = torch.cat([x, z], -1)
+        return self.encoder_joint().log_prob(xz) - self.decoder_joint().log_prob(xz)
+
+    # ----- sampling for the discriminators -------------------------------------------
+    def sample_data(self, n: int, generator=None) -> torch.Tensor:
+        """``x ~ q(x)``: in real life, a minibatch of the training set."""
+        return self.data().sample(n, generator)
+
+    def sample_prior(self, n: int, generator=None) -> torch.Tensor:
+        return self.prior().sample(n, generator)
+
+    def f_pairs(self, n: int, generator=None):
+        """The positive and negative pairs of (5), each a tuple ``(x, z)``.
+
+        positive: ``x ~ q(x)``, ``z ~ q_phi(z|x)``;
+        negative: ``z' ~ p(z)``, ``x ~ p_theta(x|z')``, ``z ~ q_phi(z|x)``.
+        """
+        x = self.sample_data(n, generator)
+        x_fake = self.decode(self.sample_prior(n, generator), generator)
+        return (x, self.encode(x, generator)), (x_fake, self.encode(x_fake, generator))
+
+    def h_pairs(self, n: int, generator=None):
+        """The positive and negative pairs of (6), each a tuple ``(x, z)``.
+
+        positive: ``z ~ p(z)``, ``x ~ p_theta(x|z)``;
+        negative: ``x' ~ q(x)``, ``z ~ q_phi(z|x')``, ``x ~ p_theta(x|z)``.
+        """
+        z = self.sample_prior(n, generator)
+        z_real = self.encode(self.sample_data(n, generator), generator)
+        return (self.decode(z, generator), z), (self.decode(z_real, generator), z_real)
+
+    def ali_pairs(self, n: int, generator=None):
+        """ALI's pairs (3): positive from ``q_phi(x,z)``, negative from ``p_theta(x,z)``."""
+        x = self.sample_data(n, generator)
+        z = self.sample_prior(n, generator)
+        return (x, self.encode(x, generator)), (self.decode(z, generator), z)
+
+    # ----- the objectives in closed form -------------------------------------------------
+    def reconstruction_x(self) -> torch.Tensor:
+        """``E_{q_phi(x,z)}[log p_theta(x|z)]``: reconstruct x through the encoder.
+
+        The residual ``r = x - W z - b`` is a linear map of the Gaussian joint, so
+        ``E ||r||^2 = ||E r||^2 + tr Cov r``.
+        """
+        J = self.encoder_joint()
+        L = torch.cat([torch.eye(self.D, dtype=J.mean.dtype), -self.W], 1)
+        r_mean, r_cov = L @ J.mean - self.b, L @ J.cov @ L.T
+        sq = r_mean @ r_mean + torch.trace(r_cov)
+        return -0.5 * (self.D * (math.log(2 * math.pi) + self.log_s2) + sq / self.s2)
+
+    def reconstruction_z(self) -> torch.Tensor:
+        """``E_{p_theta(x,z)}[log q_phi(z|x)]``: reconstruct z through the decoder."""
+        J = self.decoder_joint()
+        L = torch.cat([-self.A, torch.eye(self.K, dtype=J.mean.dtype)], 1)
+        r_mean, r_cov = L @ J.mean - self.c, L @ J.cov @ L.T
+        var = self.log_S.exp()
+        sq = (r_mean**2 / var).sum() + (torch.diagonal(r_cov) / var).sum()
+        return -0.5 * (self.K * math.log(2 * math.pi) + self.log_S.sum() + sq)
+
+    def encoder_kl(self) -> torch.Tensor:
+        """``E_q(x) KL(q_phi(z|x) || p(z))``, the ELBO's regulariser."""
+        q_z = self.aggregated_posterior()   # E||A x + c||^2 + tr S = ||mean||^2 + tr cov
+        return 0.5 * (torch.trace(q_z.cov) + q_z.mean @ q_z.mean - self.K - self.log_S.sum())
+
+    def elbo(self) -> torch.Tensor:
+        """``L_VAE`` (1) = ``E_q[log p_theta(x|z)] - E_q KL(q_phi(z|x) || p(z))``."""
+        return self.reconstruction_x() - self.encoder_kl()
+
+    def L_x(self) -> torch.Tensor:
+        """(8): ``E_q(x)[log p_theta(x)] - KL(q_phi(x,z) || p_theta(x,z))``."""
+        return -cross_entropy(self.data(), self.model()) - kl(self.encoder_joint(), self.decoder_joint())
+
+    def L_z(self) -> torch.Tensor:
+        """(9): ``E_p(z)[log q_phi(z)] - KL(p_theta(x,z) || q_phi(x,z))``."""
+        return -cross_entropy(self.prior(), self.aggregated_posterior()) - kl(self.decoder_joint(), self.encoder_joint())
+
+    def mutual_information_q(self) -> torch.Tensor:
+        """``I_q(x; z) = H(q_phi(z)) - H(q_phi(z|x))`` under the encoder joint."""
+        return 0.5 * (torch.logdet(self.aggregated_posterior().cov) - self.log_S.sum())
+
+    def mutual_information_p(self) -> torch.Tensor:
+        """``I_p(x; z) = H(p_theta(x)) - H(p_theta(x|z))`` under the decoder joint."""
+        return 0.5 * (torch.logdet(self.model().cov) - self.D * self.log_s2)
+
+    def decoder_kl_to_data(self) -> torch.Tensor:
+        """``E_p(z) KL(p_theta(x|z) || q(x))``: the z-side term that (10) leaves out.
+
+        It needs the data density ``q(x)``, which nobody has outside this world.
+        The cross-entropy is linear in its first argument, so
+        ``E_z CE(p(x|z), q) = CE(p_theta(x), q)``.
+        """
+        h_conditional = 0.5 * self.D * (1 + math.log(2 * math.pi) + self.log_s2)
+        return cross_entropy(self.model(), self.data()) - h_conditional
+
+    def symmetric_terms(self) -> dict:
+        """The pieces of ``L_x + L_z`` as the book takes it apart (chapter 4)."""
+        return {
+            "reconstruction of x": self.reconstruction_x(),
+            "reconstruction of z": self.reconstruction_z(),
+            "I_q(x;z)": self.mutual_information_q(),
+            "I_p(x;z)": self.mutual_information_p(),
+            "KL_sym(x)": kl(self.data(), self.model()) + kl(self.model(), self.data()),
+            "KL_sym(z)": kl(self.prior(), self.aggregated_posterior()) + kl(self.aggregated_posterior(), self.prior()),
+        }
+
+    # ----- the plug-in estimate (10)/(11) with discriminators -----------------------------
+    def symmetric_bound_estimate(self, f, h, n: int, kl_weight: float = 1.0, generator=None):
+        """Monte Carlo estimate of (11), the reparametrised cumulative bound (10).
+
+        x-half: ``E_{x~q, eps}[log p_theta(x|z_eps) - f(x, z_eps)] - kl_weight * E_q KL(q_phi(z|x)||p(z))``;
+        z-half: ``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]``.
+        ``kl_weight`` is the uncertain ELBO term of the x-side (1: the x-half is
+        ``L_x`` at the optimal ``f``; 0: the paper's letter). Returns the two halves;
+        gradients flow to theta and phi through the reparametrised samples.
+        """
+        x = self.sample_data(n, generator)
+        z_eps = self.encode(x, generator)
+        x_half = (self.decoder_log_prob(x, z_eps) - f(x, z_eps)).mean()
+        if kl_weight:
+            z_mean = x @ self.A.T + self.c
+            var = self.log_S.exp()
+            enc_kl = 0.5 * (var.sum() + (z_mean**2).sum(-1) - self.K - self.log_S.sum())
+            x_half = x_half - kl_weight * enc_kl.mean()
+        z = self.sample_prior(n, generator)
+        x_eps = self.decode(z, generator)
+        z_half = (self.encoder_log_prob(z, x_eps) - h(x_eps, z)).mean()
+        return x_half, z_half
+
+
+def ppca_maximum_likelihood(data_cov: torch.Tensor, K: int):
+    """Tipping & Bishop's maximum-likelihood PPCA fit to covariance ``C``.
+
+    ``s2`` = the mean of the ``D - K`` smallest eigenvalues, ``W = U_K (Lambda_K - s2 I)^(1/2)``
+    (unique up to a rotation of z; this is the one with orthogonal columns).
+    """
+    evals, evecs = torch.linalg.eigh(data_cov)            # ascending
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    s2 = evals[K:].mean()
+    W = evecs[:, :K] * torch.sqrt(torch.clamp(evals[:K] - s2, min=0.0))
+    return W, s2
+
+
+def exact_posterior(W: torch.Tensor, b: torch.Tensor, s2: torch.Tensor):
+    """``p_theta(z|x) = N(A x + c, S)`` for the PPCA decoder: ``M = W^T W + s2 I``,
+    ``A = M^-1 W^T``, ``c = -A b``, ``S = s2 M^-1``. ``S`` is diagonal when W's
+    columns are orthogonal (as :func:`ppca_maximum_likelihood` returns them)."""
+    M = W.T @ W + s2 * torch.eye(W.shape[1], dtype=W.dtype)
+    A = torch.linalg.solve(M, W.T)
+    return A, -A @ b, s2 * torch.linalg.inv(M)

@@ -1,0 +1,56 @@
+"""The book's invariants: paired, executed notebooks; CI types what the README says."""
+import json
+import re
+from pathlib import Path
+
+import jupytext
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCES = sorted((ROOT / "chapters").glob("*.py"))
+
+
+def test_there_are_chapters():
+    assert SOURCES, "chapters/ holds no .py sources"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_notebook_is_paired_and_in_sync(source):
+    stored = source.with_suffix(".ipynb")
+    assert stored.exists(), f"{stored.name} is missing: run `make book`"
+    from_py = jupytext.read(source)
+    from_nb = jupytext.read(stored)
+    cells = lambda nb: [(c.cell_type, c.source.strip()) for c in nb.cells]
+    assert cells(from_py) == cells(from_nb), (
+        f"{source.name} and {stored.name} differ: edit the .py, then run `make book`")
+    assert "ipynb,py:percent" in str(from_py.metadata.get("jupytext", {}).get("formats", "")), \
+        f"{source.name} is not paired (jupytext formats ipynb,py:percent)"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_notebook_is_stored_executed_in_order(source):
+    nb = json.loads(source.with_suffix(".ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    counts = [c.get("execution_count") for c in code]
+    assert all(counts), f"{source.stem}.ipynb has unexecuted cells: run `make book`"
+    assert counts == sorted(counts), f"{source.stem}.ipynb was not executed top to bottom: run `make book`"
+    assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+def _readme_commands():
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## Quick start.*?```bash\n(.*?)```", readme, re.S)
+    assert block, "README.md needs a '## Quick start' section with a ```bash block"
+    return [l.strip() for l in block.group(1).splitlines() if l.strip() and not l.startswith("#")]
+
+
+def test_ci_runs_exactly_the_readme_commands():
+    ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()
+          if l.strip() and not l.strip().startswith(("#", "set ", "cd "))]
+    assert ci == _readme_commands()
+
+
+def test_readme_lists_every_chapter():
+    readme = (ROOT / "README.md").read_text()
+    missing = [p.stem for p in SOURCES if p.stem not in readme]
+    assert not missing, f"README's chapter table lacks {missing}"

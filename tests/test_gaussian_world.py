@@ -1,0 +1,135 @@
+"""The Gaussian world's closed forms against Monte Carlo, and its identities."""
+import pytest
+import torch
+
+from asvae_lib.gaussians import kl
+from asvae_lib.gaussian_world import GaussianWorld, exact_posterior, ppca_maximum_likelihood
+
+N = 200_000
+
+
+@pytest.fixture
+def world():
+    C = torch.tensor([[2.0, 0.6, 0.1], [0.6, 1.0, -0.3], [0.1, -0.3, 0.5]])
+    return GaussianWorld.random(torch.tensor([0.5, -0.2, 1.0]), C, K=2, seed=3)
+
+
+def close_to_mc(exact, samples, k=4.0):
+    """Monte Carlo mean within k standard errors of the closed form."""
+    se = samples.std() / len(samples) ** 0.5
+    return abs(samples.mean() - exact) < k * se
+
+
+@torch.no_grad()
+def test_shapes_of_samples_and_pairs(world):
+    g = torch.Generator().manual_seed(0)
+    for pos, neg in (world.f_pairs(5, g), world.h_pairs(5, g), world.ali_pairs(5, g)):
+        for x, z in (pos, neg):
+            assert x.shape == (5, 3) and z.shape == (5, 2)
+
+
+@torch.no_grad()
+def test_reconstructions_and_encoder_kl_match_monte_carlo(world):
+    g = torch.Generator().manual_seed(1)
+    x = world.sample_data(N, g)
+    z = world.encode(x, g)
+    assert close_to_mc(world.reconstruction_x(), world.decoder_log_prob(x, z))
+    zp = world.sample_prior(N, g)
+    xp = world.decode(zp, g)
+    assert close_to_mc(world.reconstruction_z(), world.encoder_log_prob(zp, xp))
+    log_ratio = world.encoder_log_prob(z, x) - world.prior().log_prob(z)
+    assert close_to_mc(world.encoder_kl(), log_ratio)
+
+
+@torch.no_grad()
+def test_conditional_densities_match_the_joints(world):
+    g = torch.Generator().manual_seed(2)
+    x = world.sample_data(50, g)
+    z = world.encode(x, g)
+    xz = torch.cat([x, z], -1)
+    torch.testing.assert_close(world.encoder_joint().log_prob(xz),
+                               world.data().log_prob(x) + world.encoder_log_prob(z, x))
+    torch.testing.assert_close(world.decoder_joint().log_prob(xz),
+                               world.prior().log_prob(z) + world.decoder_log_prob(x, z))
+
+
+@torch.no_grad()
+def test_pair_samplers_draw_from_the_right_marginals(world):
+    """(5) negatives have x ~ p_theta(x); (6) negatives have z ~ q_phi(z)."""
+    g = torch.Generator().manual_seed(3)
+    (_, _), (x_neg, _) = world.f_pairs(N, g)
+    (_, _), (_, z_neg) = world.h_pairs(N, g)
+    assert torch.allclose(torch.cov(x_neg.T), world.model().cov, atol=0.05)
+    assert torch.allclose(torch.cov(z_neg.T), world.aggregated_posterior().cov, atol=0.05)
+    assert torch.allclose(z_neg.mean(0), world.aggregated_posterior().mean, atol=0.02)
+
+
+@torch.no_grad()
+def test_the_identities_of_the_symmetric_bound(world):
+    torch.testing.assert_close(world.elbo(), -kl(world.encoder_joint(), world.decoder_joint()) - world.data().entropy())
+    kl_x = kl(world.data(), world.model())
+    torch.testing.assert_close(world.L_x(), world.elbo() - kl_x)       # E_q f* = KL(q || p_theta)
+    h_mean = kl(world.prior(), world.aggregated_posterior())            # E_p h* = KL(p || q_phi)
+    torch.testing.assert_close(world.L_z(), world.reconstruction_z() - world.decoder_kl_to_data() - h_mean)
+    t = world.symmetric_terms()
+    rebuilt = (t["reconstruction of x"] + t["reconstruction of z"] - t["I_q(x;z)"] - t["I_p(x;z)"]
+               - t["KL_sym(x)"] - t["KL_sym(z)"])
+    torch.testing.assert_close(world.L_x() + world.L_z(), rebuilt)
+
+
+@torch.no_grad()
+def test_optimal_discriminator_means_are_the_kls(world):
+    g = torch.Generator().manual_seed(4)
+    x = world.sample_data(N, g)
+    assert close_to_mc(kl(world.data(), world.model()), world.f_star(x))
+    z = world.sample_prior(N, g)
+    assert close_to_mc(kl(world.prior(), world.aggregated_posterior()), world.h_star(None, z))
+
+
+@torch.no_grad()
+def test_decoder_kl_to_data_matches_monte_carlo(world):
+    g = torch.Generator().manual_seed(5)
+    z = world.sample_prior(N, g)
+    x = world.decode(z, g)
+    assert close_to_mc(world.decoder_kl_to_data(), world.decoder_log_prob(x, z) - world.data().log_prob(x))
+
+
+def test_plug_in_estimate_with_optimal_discriminators_is_unbiased(world):
+    """(11) with f*, h* and kl_weight 1: x-half = L_x, z-half = L_z + E_p KL(p(x|z)||q(x))."""
+    g = torch.Generator().manual_seed(6)
+    with torch.no_grad():
+        x_half, z_half = world.symmetric_bound_estimate(world.f_star, world.h_star, N, kl_weight=1.0, generator=g)
+        # tolerance: the per-sample std of either half is below 2 here, so 4 standard errors < 0.02
+        assert abs(x_half - world.L_x()) < 0.03
+        assert abs(z_half - (world.L_z() + world.decoder_kl_to_data())) < 0.03
+
+
+def test_gradients_of_closed_forms_match_finite_differences(world):
+    params = world.encoder_parameters() + world.decoder_parameters()
+    objective = lambda: world.L_x() + world.L_z()
+    grads = torch.autograd.grad(objective(), params)
+    eps = 1e-6
+    for p, gr in zip(params, grads):
+        with torch.no_grad():
+            flat = p.view(-1)
+            flat[0] += eps
+            up = objective()
+            flat[0] -= 2 * eps
+            down = objective()
+            flat[0] += eps
+        assert abs((up - down) / (2 * eps) - gr.view(-1)[0]) < 1e-5
+
+
+def test_ppca_solution_with_its_exact_posterior_matches_the_joints():
+    """A PPCA-shaped covariance is fitted exactly; then both joints coincide."""
+    W0 = torch.tensor([[1.5, 0.0], [0.5, 1.0], [0.0, -0.7], [0.3, 0.2]], dtype=torch.float64)
+    C = W0 @ W0.T + 0.1 * torch.eye(4, dtype=torch.float64)
+    W, s2 = ppca_maximum_likelihood(C, K=2)
+    torch.testing.assert_close(W @ W.T + s2 * torch.eye(4, dtype=torch.float64), C)
+    m = torch.tensor([0.1, 0.2, 0.3, 0.4], dtype=torch.float64)
+    A, c, S = exact_posterior(W, m, s2)
+    assert torch.allclose(S, torch.diag(torch.diagonal(S)), atol=1e-12)   # orthogonal columns -> diagonal
+    w = GaussianWorld(m, C, W, m, s2, A, c, torch.diagonal(S))
+    with torch.no_grad():
+        assert kl(w.encoder_joint(), w.decoder_joint()) < 1e-10
+        torch.testing.assert_close(w.L_x() + w.L_z(), -(w.data().entropy() + w.prior().entropy()))

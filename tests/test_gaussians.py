@@ -1,0 +1,49 @@
+"""Closed-form Gaussian formulas against Monte Carlo and against torch.distributions."""
+import torch
+from torch.distributions import MultivariateNormal
+
+from asvae_lib.gaussians import Gaussian, cross_entropy, kl, standard_normal
+
+
+def _pair():
+    p = Gaussian(torch.tensor([0.3, -1.0], dtype=torch.float64),
+                 torch.tensor([[1.5, 0.4], [0.4, 0.7]], dtype=torch.float64))
+    q = Gaussian(torch.tensor([-0.2, 0.5], dtype=torch.float64),
+                 torch.tensor([[0.9, -0.2], [-0.2, 1.3]], dtype=torch.float64))
+    return p, q
+
+
+def test_log_prob_and_entropy_match_torch_distributions():
+    p, _ = _pair()
+    ref = MultivariateNormal(p.mean, p.cov)
+    x = torch.randn(7, 2, dtype=torch.float64)
+    torch.testing.assert_close(p.log_prob(x), ref.log_prob(x))
+    torch.testing.assert_close(p.entropy(), ref.entropy())
+
+
+def test_kl_matches_torch_and_monte_carlo():
+    p, q = _pair()
+    exact = kl(p, q)
+    ref = torch.distributions.kl_divergence(MultivariateNormal(p.mean, p.cov), MultivariateNormal(q.mean, q.cov))
+    torch.testing.assert_close(exact, ref)
+    x = p.sample(200_000, torch.Generator().manual_seed(0))
+    terms = p.log_prob(x) - q.log_prob(x)
+    se = terms.std() / len(terms) ** 0.5
+    assert abs(terms.mean() - exact) < 4 * se
+
+
+def test_cross_entropy_is_entropy_plus_kl_and_kl_of_self_is_zero():
+    p, q = _pair()
+    torch.testing.assert_close(cross_entropy(p, q), p.entropy() + kl(p, q))
+    assert abs(kl(p, p).item()) < 1e-12
+    assert kl(p, q) > 0 and kl(q, p) > 0 and abs(kl(p, q) - kl(q, p)) > 1e-3   # not symmetric
+
+
+def test_samples_have_the_right_moments_and_marginal_slices():
+    p, _ = _pair()
+    x = p.sample(100_000, torch.Generator().manual_seed(1))
+    assert torch.allclose(x.mean(0), p.mean, atol=0.02)
+    assert torch.allclose(torch.cov(x.T), p.cov, atol=0.03)
+    m = p.marginal(slice(1, 2))
+    assert m.mean.shape == (1,) and m.cov.shape == (1, 1) and m.cov[0, 0] == p.cov[1, 1]
+    assert torch.equal(standard_normal(3).cov, torch.eye(3, dtype=torch.float64))
