@@ -243,6 +243,18 @@ class GaussianWorld(nn.Module):
             "KL_sym(z)": kl(self.prior(), self.aggregated_posterior()) + kl(self.aggregated_posterior(), self.prior()),
         }
 
+    def cumulative_bound(self, kl_weight: float = 1.0):
+        """(10) at the optimal discriminators, in closed form, as its two halves.
+
+        x-half: ``E_q[log p_theta(x|z)] - kl_weight * E_q KL(q_phi(z|x)||p(z)) - KL(q(x)||p_theta(x))``
+        (equal to ``L_x`` when ``kl_weight`` is 1);
+        z-half: ``E_p[log q_phi(z|x)] - KL(p(z)||q_phi(z))``
+        (equal to ``L_z + E_p KL(p_theta(x|z)||q(x))``: (10) leaves that term out).
+        """
+        x_half = self.reconstruction_x() - kl_weight * self.encoder_kl() - kl(self.data(), self.model())
+        z_half = self.reconstruction_z() - kl(self.prior(), self.aggregated_posterior())
+        return x_half, z_half
+
     # ----- the plug-in estimate (10)/(11) with discriminators -----------------------------
     def symmetric_bound_estimate(self, f, h, n: int, kl_weight: float = 1.0, generator=None):
         """Monte Carlo estimate of (11), the reparametrised cumulative bound (10).
@@ -287,3 +299,48 @@ def exact_posterior(W: torch.Tensor, b: torch.Tensor, s2: torch.Tensor):
     M = W.T @ W + s2 * torch.eye(W.shape[1], dtype=W.dtype)
     A = torch.linalg.solve(M, W.T)
     return A, -A @ b, s2 * torch.linalg.inv(M)
+
+
+def ascend(world: GaussianWorld, objective, steps: int = 2000, lr: float = 0.02, on_step=None) -> list:
+    """Maximise ``objective(world)`` (a closed-form scalar) over theta and phi with Adam.
+
+    ``on_step(step, world)``, if given, is called before every step and once at
+    the end (with ``step == steps``), so a chapter can record the path.
+    Returns the objective's value at every step, for plotting.
+    """
+    opt = torch.optim.Adam(world.parameters(), lr=lr)
+    history = []
+    for step in range(steps):
+        if on_step is not None:
+            on_step(step, world)
+        value = objective(world)
+        opt.zero_grad()
+        (-value).backward()
+        opt.step()
+        history.append(value.item())
+    if on_step is not None:
+        on_step(steps, world)
+    return history
+
+
+def maximise(world: GaussianWorld, objective, max_iter: int = 500) -> int:
+    """Find the optimum of a closed-form ``objective(world)`` with L-BFGS.
+
+    Smooth, deterministic and low-dimensional: L-BFGS with a line search
+    converges in tens of evaluations, where Adam (:func:`ascend`) needs
+    thousands. Returns the number of evaluations used.
+    """
+    opt = torch.optim.LBFGS(world.parameters(), lr=1, max_iter=max_iter, history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
+    evaluations = 0
+
+    def closure():
+        nonlocal evaluations
+        evaluations += 1
+        opt.zero_grad()
+        loss = -objective(world)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return evaluations

@@ -133,3 +133,26 @@ def test_ppca_solution_with_its_exact_posterior_matches_the_joints():
     with torch.no_grad():
         assert kl(w.encoder_joint(), w.decoder_joint()) < 1e-10
         torch.testing.assert_close(w.L_x() + w.L_z(), -(w.data().entropy() + w.prior().entropy()))
+
+
+def test_cumulative_bound_halves_are_L_x_and_L_z_plus_what_10_leaves_out(world):
+    with torch.no_grad():
+        x_half, z_half = world.cumulative_bound(kl_weight=1.0)
+        torch.testing.assert_close(x_half, world.L_x())
+        torch.testing.assert_close(z_half, world.L_z() + world.decoder_kl_to_data())
+        x_letter, _ = world.cumulative_bound(kl_weight=0.0)
+        torch.testing.assert_close(x_letter - x_half, world.encoder_kl())
+
+
+def test_ascend_on_the_elbo_reaches_ppca_maximum_likelihood():
+    """With K=1 the Gaussian encoder can be the exact posterior, so the ELBO's
+    optimum is the maximum-likelihood PPCA fit (Tipping & Bishop)."""
+    from asvae_lib.gaussian_world import ascend
+    C = torch.tensor([[3.0, 0.8, 0.2], [0.8, 1.0, 0.1], [0.2, 0.1, 0.4]], dtype=torch.float64)
+    w = GaussianWorld.random(torch.zeros(3), C, K=1, seed=0)
+    history = ascend(w, lambda v: v.elbo(), steps=3000, lr=0.03)
+    assert history[-1] > history[0]
+    W_ml, s2_ml = ppca_maximum_likelihood(C, K=1)
+    with torch.no_grad():
+        torch.testing.assert_close(w.model().cov, W_ml @ W_ml.T + s2_ml * torch.eye(3, dtype=torch.float64),
+                                   atol=1e-3, rtol=0)
