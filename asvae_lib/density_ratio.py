@@ -71,16 +71,19 @@ class QuadraticDiscriminator(nn.Module):
 
 def train_discriminator(disc: nn.Module, pos: tuple, neg: tuple, steps: int = 1000,
                         batch_size: int = 256, lr: float = 1e-2, seed: int = 0,
-                        progress: bool = True) -> list:
+                        progress: bool = True, anneal: bool = False) -> list:
     """Maximise (4) over ``disc`` on a fixed set of positive and negative samples.
 
     ``pos`` and ``neg`` are tuples of tensors (``(x, z)`` or ``(u,)``) with the same
     number of rows each. Minibatches are drawn from them with a fixed seed.
+    With ``anneal`` the learning rate decays to zero on a cosine, which removes
+    most of the minibatch noise from the final discriminator.
     Returns the objective (4) per step, so a chapter can plot it.
     """
     g = torch.Generator().manual_seed(seed)
     n_pos, n_neg = pos[0].shape[0], neg[0].shape[0]
     opt = torch.optim.Adam(disc.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if anneal else None
     history = []
     disc.train()
     for _ in tqdm(range(steps), desc="discriminator", disable=not progress, leave=False):
@@ -90,6 +93,8 @@ def train_discriminator(disc: nn.Module, pos: tuple, neg: tuple, steps: int = 10
         opt.zero_grad()
         (-objective).backward()
         opt.step()
+        if schedule is not None:
+            schedule.step()
         history.append(objective.item())
     disc.eval()
     return history

@@ -53,3 +53,18 @@ def test_training_is_reproducible_with_a_seed():
         train_discriminator(d, pos, neg, steps=20, batch_size=32, progress=False, seed=1)
         runs.append(d(torch.ones(1, 2)).item())
     assert runs[0] == runs[1]
+
+
+def test_annealing_removes_minibatch_noise_from_the_final_discriminator():
+    """Two runs that differ only in their minibatches end closer together when annealed."""
+    g = torch.Generator().manual_seed(0)
+    pos, neg = (torch.randn(5000, 2, generator=g),), (torch.randn(5000, 2, generator=g) * 1.5 + 1,)
+    spread = {}
+    for anneal in (False, True):
+        finals = []
+        for seed in (0, 1):
+            d = QuadraticDiscriminator(2)
+            train_discriminator(d, pos, neg, steps=200, batch_size=250, lr=0.1, seed=seed, progress=False, anneal=anneal)
+            finals.append(torch.cat([p.detach().flatten() for p in d.parameters()]))
+        spread[anneal] = (finals[0] - finals[1]).norm().item()
+    assert spread[True] < 0.5 * spread[False], spread
