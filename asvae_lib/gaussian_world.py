@@ -22,6 +22,7 @@ import math
 import torch
 from torch import nn
 
+from . import pairs
 from .gaussians import Gaussian, cross_entropy, kl, standard_normal
 
 
@@ -149,31 +150,21 @@ class GaussianWorld(nn.Module):
     def sample_prior(self, n: int, generator=None) -> torch.Tensor:
         return self.prior().sample(n, generator)
 
-    def f_pairs(self, n: int, generator=None):
-        """The positive and negative pairs of (5), each a tuple ``(x, z)``.
+    def _pairs(self, scheme, n: int, generator=None):
+        x, z = self.sample_data(n, generator), self.sample_prior(n, generator)
+        return scheme(x, z, lambda v: self.encode(v, generator), lambda v: self.decode(v, generator))
 
-        positive: ``x ~ q(x)``, ``z ~ q_phi(z|x)``;
-        negative: ``z' ~ p(z)``, ``x ~ p_theta(x|z')``, ``z ~ q_phi(z|x)``.
-        """
-        x = self.sample_data(n, generator)
-        x_fake = self.decode(self.sample_prior(n, generator), generator)
-        return (x, self.encode(x, generator)), (x_fake, self.encode(x_fake, generator))
+    def f_pairs(self, n: int, generator=None):
+        """``n`` positive and ``n`` negative pairs of (5): see :func:`asvae_lib.pairs.f_pairs`."""
+        return self._pairs(pairs.f_pairs, n, generator)
 
     def h_pairs(self, n: int, generator=None):
-        """The positive and negative pairs of (6), each a tuple ``(x, z)``.
-
-        positive: ``z ~ p(z)``, ``x ~ p_theta(x|z)``;
-        negative: ``x' ~ q(x)``, ``z ~ q_phi(z|x')``, ``x ~ p_theta(x|z)``.
-        """
-        z = self.sample_prior(n, generator)
-        z_real = self.encode(self.sample_data(n, generator), generator)
-        return (self.decode(z, generator), z), (self.decode(z_real, generator), z_real)
+        """``n`` positive and ``n`` negative pairs of (6): see :func:`asvae_lib.pairs.h_pairs`."""
+        return self._pairs(pairs.h_pairs, n, generator)
 
     def ali_pairs(self, n: int, generator=None):
-        """ALI's pairs (3): positive from ``q_phi(x,z)``, negative from ``p_theta(x,z)``."""
-        x = self.sample_data(n, generator)
-        z = self.sample_prior(n, generator)
-        return (x, self.encode(x, generator)), (self.decode(z, generator), z)
+        """ALI's pairs (3): see :func:`asvae_lib.pairs.ali_pairs`."""
+        return self._pairs(pairs.ali_pairs, n, generator)
 
     # ----- the objectives in closed form -------------------------------------------------
     def reconstruction_x(self) -> torch.Tensor:

@@ -78,11 +78,15 @@ print("profile:", profile(), "| pairs per class:", N_TRAIN, "| steps:", STEPS)
 #
 # $$\log\frac{q_\phi(x,z)}{p_\theta(x,z)} = f^*(x) + \log q_\phi(z|x) - \log p_\theta(z|x).$$
 #
-# The library draws the pairs exactly as written:
+# The library draws the pairs exactly as written, in one place (`asvae_lib/pairs.py`)
+# that serves the Gaussian world here and the neural model from chapter 6 on:
 
 # %%
-print(inspect.getsource(GaussianWorld.f_pairs))
-print(inspect.getsource(GaussianWorld.h_pairs))
+from asvae_lib import pairs
+
+print(inspect.getsource(pairs.f_pairs))
+print(inspect.getsource(pairs.h_pairs))
+print(inspect.getsource(pairs.ali_pairs))
 
 # %% [markdown]
 # ## A Gaussian world we can draw

@@ -1,0 +1,157 @@
+"""The AS-VAE model: stochastic encoder, stochastic decoder, two discriminators.
+
+* ``GaussianConditional``: ``N(mu(c), diag sigma^2(c))``, optionally pushed
+  through a planar flow. As encoder it is ``q_phi(z|x)`` (``c = x``); as
+  decoder ``p_theta(x|z)`` (``c = z``).
+* ``BernoulliConditional``: ``p_theta(x|z)`` for pixels in [0, 1], each read as the
+  probability of a binary pixel (the paper's MNIST likelihood).
+* ``ASVAE`` holds the encoder, the decoder, the ``f``-discriminator ``f_psi(x, z)``
+  and the ``h``-discriminator ``h_psi'(x, z)`` of Corollary 1.1.
+
+Every conditional offers ``rsample(c)`` (a reparametrised draw, as (11) needs) and
+``log_prob(y, c)`` (the density at any ``y``, through the flow's inverse).
+"""
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .density_ratio import MLPDiscriminator
+from .flows import PlanarFlow
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 2, dropout: float = 0.0) -> nn.Sequential:
+    """A plain multilayer perceptron."""
+    layers, d = [], in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+        d = hidden
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+def xavier_init(module: nn.Module) -> None:
+    """Xavier (Glorot) initialisation of every linear and convolutional layer, as in the paper."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+class GaussianConditional(nn.Module):
+    """``y | c  ~  flow( N(mu(c), diag exp(log_var(c))) )``; no flow if ``flow_length`` is 0."""
+
+    def __init__(self, net: nn.Module, dim: int, flow_length: int = 0, min_log_var: float = -9.0):
+        super().__init__()
+        self.net, self.dim, self.min_log_var = net, dim, min_log_var
+        self.flow = PlanarFlow(dim, flow_length) if flow_length else None
+
+    def base(self, c: torch.Tensor):
+        mean, log_var = self.net(c).chunk(2, dim=-1)
+        return mean, log_var.clamp(min=self.min_log_var)
+
+    @staticmethod
+    def _normal_log_prob(y, mean, log_var):
+        return -0.5 * (LOG_2PI + log_var + (y - mean) ** 2 / log_var.exp()).sum(-1)
+
+    def rsample_with_log_prob(self, c: torch.Tensor):
+        """A reparametrised draw ``y = flow(mu + sigma * eps)`` and its log-density."""
+        mean, log_var = self.base(c)
+        y0 = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
+        log_prob = self._normal_log_prob(y0, mean, log_var)
+        if self.flow is not None:
+            y0, log_det = self.flow(y0)
+            log_prob = log_prob - log_det
+        return y0, log_prob
+
+    def rsample(self, c: torch.Tensor) -> torch.Tensor:
+        return self.rsample_with_log_prob(c)[0]
+
+    def log_prob(self, y: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        """``log q(y|c)`` at any ``y``: invert the flow, then change variables."""
+        mean, log_var = self.base(c)
+        log_det = 0.0
+        if self.flow is not None:
+            y, log_det = self.flow.inverse(y)
+        return self._normal_log_prob(y, mean, log_var) - log_det
+
+    def mean(self, c: torch.Tensor) -> torch.Tensor:
+        """The base mean pushed through the flow (a point summary, for reconstructions)."""
+        mean, _ = self.base(c)
+        return mean if self.flow is None else self.flow(mean)[0]
+
+
+class BernoulliConditional(nn.Module):
+    """``p_theta(x|z) = prod_i Bern(x_i; sigmoid(logit_i(z)))`` with ``x_i`` in [0, 1].
+
+    A binary draw cannot be reparametrised, so ``rsample`` returns the pixel
+    probabilities (the decoder's mean image): our choice for ``x_eps`` in (11),
+    which the paper does not specify.
+    """
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        return -F.binary_cross_entropy_with_logits(self.net(z), x, reduction="none").sum(-1)
+
+    def rsample(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(z))
+
+    mean = rsample
+
+
+class ASVAE(nn.Module):
+    """Encoder, decoder and the two joint discriminators of the paper."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, f: nn.Module, h: nn.Module, z_dim: int):
+        super().__init__()
+        self.encoder, self.decoder, self.f, self.h, self.z_dim = encoder, decoder, f, h, z_dim
+
+    def sample_prior(self, n: int) -> torch.Tensor:
+        """``z ~ p(z) = N(0, I)``."""
+        return torch.randn(n, self.z_dim, device=self.device)
+
+    @property
+    def device(self):
+        return next(self.parameters()).device
+
+    def generator_parameters(self):
+        """theta and phi: what (11) trains."""
+        return list(self.encoder.parameters()) + list(self.decoder.parameters())
+
+    def discriminator_parameters(self):
+        """psi and psi': what (5) and (6) train."""
+        return list(self.f.parameters()) + list(self.h.parameters())
+
+    @torch.no_grad()
+    def sample(self, n: int) -> torch.Tensor:
+        """Generated data: the decoder's mean at prior codes."""
+        return self.decoder.mean(self.sample_prior(n))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder.mean(self.encoder.rsample(x))
+
+
+def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_length: int = 0,
+              bernoulli: bool = False, dropout: float = 0.2) -> ASVAE:
+    """The fully connected AS-VAE used on 2-D data and MNIST, Xavier-initialised.
+
+    Discriminators get ``dropout`` (the paper's only regulariser); encoder and
+    decoder get none.
+    """
+    encoder = GaussianConditional(mlp(x_dim, 2 * z_dim, hidden, depth), z_dim, flow_length)
+    if bernoulli:
+        decoder = BernoulliConditional(mlp(z_dim, x_dim, hidden, depth))
+    else:
+        decoder = GaussianConditional(mlp(z_dim, 2 * x_dim, hidden, depth), x_dim, flow_length)
+    f = MLPDiscriminator(x_dim + z_dim, hidden, depth, dropout)
+    h = MLPDiscriminator(x_dim + z_dim, hidden, depth, dropout)
+    model = ASVAE(encoder, decoder, f, h, z_dim)
+    xavier_init(model)
+    return model

@@ -1,0 +1,212 @@
+"""One training loop for AS-VAE, its variants, the VAE and ALI.
+
+The game (12): at every step the discriminators take ``disc_steps`` steps on
+(5)/(6) (or ALI's (3)), then the encoder and decoder take one step on their
+objective (``objectives.generator_loss``). Around that loop:
+
+* progress bars (tqdm, in notebooks and terminals) and a metrics history;
+* the device picked automatically (CUDA, then Apple MPS, then CPU), with
+  bfloat16 autocast on CUDA;
+* checkpoints written atomically (write to a temporary file, then rename), and
+  a run that finds ``last.pt`` in its folder resumes from it. Data order
+  and random state are part of the checkpoint, so a resumed run ends with the
+  same weights as one never interrupted;
+* a guard that stops a run whose loss turns NaN or infinite, naming the last
+  good checkpoint;
+* early stopping on the validation reconstruction losses of x and z;
+* data parallelism under ``torchrun``: each process takes its share of every
+  batch and gradients are averaged across processes after each backward pass.
+"""
+import math
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm.auto import tqdm
+
+from . import objectives
+
+
+@dataclass
+class TrainConfig:
+    method: str = "asvae"        # vae | ali | asvae-r | asvae-g | asvae
+    kl_weight: float = 1.0       # x-side ELBO KL weight (uncertain in the paper; chapter 4)
+    lr: float = 1e-4             # the paper's Adam learning rate
+    batch_size: int = 128
+    max_steps: int = 1000
+    disc_steps: int = 1          # discriminator steps per encoder/decoder step
+    eval_every: int = 100
+    checkpoint_every: int = 100
+    patience: int = 0            # evaluations without improvement before stopping; 0: never stop early
+    seed: int = 0
+    device: str = "auto"
+    amp: bool | None = None      # None: bfloat16 autocast on CUDA only
+
+
+class TrainingDiverged(RuntimeError):
+    """A loss became NaN or infinite."""
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    """``"auto"``: CUDA if present, then Apple's MPS, then the CPU."""
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def _distributed():
+    """(rank, world size): (0, 1) unless running under torchrun with a process group."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class Trainer:
+    def __init__(self, model, config: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor,
+                 run_dir: str | os.PathLike | None = None, progress: bool = True):
+        objectives.check_method(config.method)
+        self.config, self.progress = config, progress
+        self.rank, self.world = _distributed()
+        self.device = pick_device(config.device)
+        self.amp = self.device.type == "cuda" if config.amp is None else config.amp
+        self.model = model.to(self.device)
+        self.train_x, self.val_x = train_x, val_x.to(self.device)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.opt_gen = torch.optim.Adam(self.model.generator_parameters(), lr=config.lr)
+        self.opt_disc = torch.optim.Adam(self.model.discriminator_parameters(), lr=config.lr)
+        self.step, self.history, self.evals = 0, [], []
+        self.best, self.bad_evals, self.stopped_early = math.inf, 0, False
+        torch.manual_seed(config.seed + self.rank)
+        if self.world > 1:                        # every process starts from rank 0's weights
+            for p in self.model.parameters():
+                dist.broadcast(p.data, src=0)
+        if self.run_dir is not None and (self.run_dir / "last.pt").exists():
+            self.load(self.run_dir / "last.pt")
+
+    # ----- data: a fixed permutation per epoch, so any step's batch can be recomputed --------
+    def batch(self, step: int) -> torch.Tensor:
+        n, bs = len(self.train_x), self.config.batch_size
+        per_epoch = max(n // bs, 1)
+        epoch, i = divmod(step, per_epoch)
+        g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        idx = torch.randperm(n, generator=g)[i * bs:(i + 1) * bs]
+        return self.train_x[idx[self.rank::self.world]].to(self.device)
+
+    # ----- one step of the game (12) -------------------------------------------------------
+    def _autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp)
+
+    def _average_gradients(self, params):
+        """What DistributedDataParallel does after backward: all-reduce and average."""
+        if self.world > 1:
+            for p in params:
+                if p.grad is not None:
+                    dist.all_reduce(p.grad)
+                    p.grad /= self.world
+
+    def _apply(self, loss, opt, params, name):
+        if not torch.isfinite(loss):
+            last = self.run_dir / "last.pt" if self.run_dir is not None else None
+            where = f"the last good checkpoint is {last}" if last is not None and last.exists() else \
+                "no checkpoint was written (give the trainer a run_dir to keep one)"
+            raise TrainingDiverged(
+                f"step {self.step}: {name} became {loss.item()} ({self.config.method}); {where}. "
+                f"Lower the learning rate (now {self.config.lr}) or check the data, then run again to resume.")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self._average_gradients(params)
+        opt.step()
+
+    def train_step(self, x: torch.Tensor) -> dict:
+        record = {"step": self.step}
+        m, method = self.model, self.config.method
+        for _ in range(self.config.disc_steps if method != "vae" else 0):
+            with self._autocast():
+                losses = objectives.discriminator_loss(m, x, method)
+            self._apply(sum(losses.values()), self.opt_disc, m.discriminator_parameters(), "the discriminator loss")
+            record.update({k: v.item() for k, v in losses.items()})
+        with self._autocast():
+            loss = objectives.generator_loss(m, x, method, self.config.kl_weight)
+        self._apply(loss, self.opt_gen, m.generator_parameters(), "the encoder/decoder loss")
+        record["loss_gen"] = loss.item()
+        return record
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        """Validation losses, a deterministic function of the weights: they run on a
+        forked, freshly seeded random state, so evaluating (or not) never changes
+        the course of training and two evaluations differ only if the weights do."""
+        self.model.eval()
+        with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []), self._autocast():
+            torch.manual_seed(self.config.seed)
+            result = objectives.reconstruction_losses(self.model, self.val_x)
+            result["elbo"] = objectives.elbo(self.model, self.val_x).item()
+        self.model.train()
+        return {"step": self.step, **result}
+
+    # ----- the loop ------------------------------------------------------------------------
+    def fit(self) -> "Trainer":
+        cfg = self.config
+        self.model.train()
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.method,
+                   disable=not self.progress or self.rank != 0)
+        while self.step < cfg.max_steps and not self.stopped_early:
+            record = self.train_step(self.batch(self.step))
+            self.history.append(record)
+            self.step += 1
+            bar.update(1)
+            if self.step % cfg.eval_every == 0:
+                self._evaluate_and_maybe_stop()
+                bar.set_postfix(rec_x=f"{self.evals[-1]['rec_x']:.3g}", rec_z=f"{self.evals[-1]['rec_z']:.3g}")
+            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps or self.stopped_early:
+                self.save("last.pt")
+        bar.close()
+        return self
+
+    def _evaluate_and_maybe_stop(self):
+        result = self.evaluate()
+        self.evals.append(result)
+        score = result["rec_x"] + result["rec_z"]
+        if score < self.best:
+            self.best, self.bad_evals = score, 0
+            self.save("best.pt")
+        else:
+            self.bad_evals += 1
+            self.stopped_early = self.config.patience > 0 and self.bad_evals >= self.config.patience
+
+    # ----- checkpoints ---------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"config": asdict(self.config), "step": self.step, "model": self.model.state_dict(),
+                "opt_gen": self.opt_gen.state_dict(), "opt_disc": self.opt_disc.state_dict(),
+                "history": self.history, "evals": self.evals, "best": self.best, "bad_evals": self.bad_evals,
+                "stopped_early": self.stopped_early, "rng_cpu": torch.get_rng_state(),
+                "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+
+    def save(self, name: str) -> None:
+        """Write ``run_dir/name`` atomically: a crash mid-write leaves the old file intact."""
+        if self.run_dir is None or self.rank != 0:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.run_dir / (name + ".tmp")
+        torch.save(self.state(), tmp)
+        os.replace(tmp, self.run_dir / name)
+
+    def load(self, path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if state["config"]["method"] != self.config.method:
+            raise ValueError(f"{path} holds a {state['config']['method']!r} run, not {self.config.method!r}: "
+                             f"use another run folder or the same method")
+        self.model.load_state_dict(state["model"])
+        self.opt_gen.load_state_dict(state["opt_gen"])
+        self.opt_disc.load_state_dict(state["opt_disc"])
+        for key in ("step", "history", "evals", "best", "bad_evals", "stopped_early"):
+            setattr(self, key, state[key])
+        torch.set_rng_state(state["rng_cpu"])
+        if state["rng_cuda"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])

@@ -1,0 +1,122 @@
+"""Each objective term on tiny inputs against values computed by hand."""
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from asvae_lib import objectives, pairs
+from asvae_lib.models import ASVAE, BernoulliConditional, GaussianConditional, mlp_asvae
+
+
+class Const(nn.Module):
+    """A 'network' that ignores its input and returns fixed outputs."""
+
+    def __init__(self, out):
+        super().__init__()
+        self.out = nn.Parameter(torch.as_tensor(out, dtype=torch.float32))
+
+    def forward(self, *parts):
+        return self.out.expand(parts[0].shape[0], *self.out.shape)
+
+
+class Linear1(nn.Module):
+    """A discriminator ``a * x + b * z`` on 1-D x and z."""
+
+    def __init__(self, a, b):
+        super().__init__()
+        self.a, self.b = nn.Parameter(torch.tensor(a)), nn.Parameter(torch.tensor(b))
+
+    def forward(self, x, z):
+        return (self.a * x + self.b * z).squeeze(-1)
+
+
+def tiny_model(f=(0.5, 0.0), h=(0.0, -1.0)):
+    # encoder q(z|x) = N(0, 1) whatever x; decoder p(x|z) = N(0, e^0) whatever z.
+    enc = GaussianConditional(Const([0.0, 0.0]), dim=1)
+    dec = GaussianConditional(Const([0.0, 0.0]), dim=1)
+    return ASVAE(enc, dec, Linear1(*f), Linear1(*h), z_dim=1)
+
+
+def normal_logpdf(v):
+    return -0.5 * math.log(2 * math.pi) - 0.5 * v * v
+
+
+def test_gaussian_conditional_log_prob_by_hand():
+    enc = GaussianConditional(Const([1.0, math.log(4.0)]), dim=1)     # N(1, 4)
+    y = torch.tensor([[3.0]])
+    by_hand = -0.5 * math.log(2 * math.pi * 4.0) - (3.0 - 1.0) ** 2 / (2 * 4.0)
+    assert abs(enc.log_prob(y, torch.zeros(1, 1)).item() - by_hand) < 1e-6
+
+
+def test_bernoulli_log_prob_by_hand():
+    dec = BernoulliConditional(Const([0.0, math.log(3.0)]))           # p = 0.5 and 0.75
+    x = torch.tensor([[1.0, 0.2]])
+    by_hand = math.log(0.5) + 0.2 * math.log(0.75) + 0.8 * math.log(0.25)
+    assert abs(dec.log_prob(x, torch.zeros(1, 1)).item() - by_hand) < 1e-6
+    assert torch.allclose(dec.rsample(torch.zeros(1, 1)), torch.tensor([[0.5, 0.75]]))
+
+
+def test_x_half_and_z_half_by_hand():
+    torch.manual_seed(0)
+    model = tiny_model()
+    x = torch.tensor([[1.0], [2.0]])
+    torch.manual_seed(1)
+    value = objectives.x_half(model, x, kl_weight=0.0)
+    by_hand = (normal_logpdf(x) - 0.5 * x).mean()            # log p(x|z) - f(x, z), f = 0.5 x
+    assert abs(value.item() - by_hand.item()) < 1e-6
+    torch.manual_seed(1)
+    with_kl = objectives.x_half(model, x, kl_weight=1.0)
+    # log q(z|x) - log p(z) = 0 here (both N(0, 1)), so the KL term adds nothing
+    assert abs(with_kl.item() - by_hand.item()) < 1e-6
+    torch.manual_seed(2)
+    zs = torch.randn(3, 1)                                   # the prior codes z_half will draw
+    torch.manual_seed(2)
+    value = objectives.z_half(model, 3)
+    # log q(z|x_eps) = log N(z; 0, 1) whatever x_eps; h(x, z) = -z
+    assert abs(value.item() - (normal_logpdf(zs) - (-zs)).mean().item()) < 1e-6
+
+
+def test_discriminator_loss_is_minus_objective_4_by_hand():
+    torch.manual_seed(0)
+    model = tiny_model(f=(0.0, 0.0))                          # f = 0 everywhere: loss = 2 log 2
+    losses = objectives.discriminator_loss(model, torch.randn(5, 1), "asvae-r")
+    assert abs(losses["loss_f"].item() - 2 * math.log(2)) < 1e-6
+    assert set(objectives.discriminator_loss(model, torch.randn(5, 1), "asvae")) == {"loss_f", "loss_h"}
+    assert objectives.discriminator_loss(model, torch.randn(5, 1), "vae") == {}
+
+
+def test_elbo_by_hand():
+    model = tiny_model()
+    x = torch.tensor([[0.5]])
+    value = objectives.elbo(model, x)
+    # log p(x|z) + log p(z) - log q(z|x), with q(z|x) = p(z): just log p(x|z) = log N(0.5; 0, 1)
+    assert abs(value.item() - normal_logpdf(0.5)) < 1e-6
+
+
+def test_pair_schemes_put_the_right_variables_together():
+    x, z = torch.full((4, 1), 10.0), torch.full((4, 1), -10.0)
+    enc = lambda v: v + 1            # "encoding" adds 1
+    dec = lambda v: v * 2            # "decoding" doubles
+    (px, pz), (nx, nz) = pairs.f_pairs(x, z, enc, dec)
+    assert (px == 10).all() and (pz == 11).all() and (nx == -20).all() and (nz == -19).all()
+    (px, pz), (nx, nz) = pairs.h_pairs(x, z, enc, dec)
+    assert (px == -20).all() and (pz == -10).all() and (nx == 22).all() and (nz == 11).all()
+    (px, pz), (nx, nz) = pairs.ali_pairs(x, z, enc, dec)
+    assert (px == 10).all() and (pz == 11).all() and (nx == -20).all() and (nz == -10).all()
+
+
+@pytest.mark.parametrize("method", objectives.METHODS)
+def test_every_method_gives_finite_losses_with_flows(method):
+    torch.manual_seed(0)
+    model = mlp_asvae(3, 2, hidden=16, flow_length=3)
+    x = torch.randn(8, 3)
+    loss = objectives.generator_loss(model, x, method)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert all(torch.isfinite(v) for v in objectives.discriminator_loss(model, x, method).values())
+
+
+def test_unknown_method_is_refused():
+    with pytest.raises(ValueError, match="asvae-r"):
+        objectives.check_method("asvae-x")
