@@ -24,7 +24,7 @@ def logistic_objective(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> torc
 
     ``log(1 - sigma(t)) = log sigma(-t)``, computed stably by ``logsigmoid``.
     """
-    return F.logsigmoid(logit_pos).mean() + F.logsigmoid(-logit_neg).mean()
+    return F.logsigmoid(logit_pos.float()).mean() + F.logsigmoid(-logit_neg.float()).mean()
 
 
 class MLPDiscriminator(nn.Module):

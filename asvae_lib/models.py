@@ -50,7 +50,7 @@ class GaussianConditional(nn.Module):
         self.flow = PlanarFlow(dim, flow_length) if flow_length else None
 
     def base(self, c: torch.Tensor):
-        mean, log_var = self.net(c).chunk(2, dim=-1)
+        mean, log_var = self.net(c).float().chunk(2, dim=-1)   # densities in float32, even under autocast
         return mean, log_var.clamp(min=self.min_log_var)
 
     @staticmethod
@@ -97,7 +97,7 @@ class BernoulliConditional(nn.Module):
         self.net = net
 
     def log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return -F.binary_cross_entropy_with_logits(self.net(z), x, reduction="none").sum(-1)
+        return -F.binary_cross_entropy_with_logits(self.net(z).float(), x.float(), reduction="none").sum(-1)
 
     def rsample(self, z: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.net(z))

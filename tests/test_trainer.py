@@ -121,3 +121,24 @@ def test_two_process_data_parallel_run_keeps_the_replicas_identical(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     w0, w1 = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
     assert torch.equal(w0, w1)
+
+
+def test_mixed_precision_path_runs_and_keeps_densities_in_float32():
+    """The GPU path (bfloat16 autocast), exercised on the CPU."""
+    trainer = run(None, 5, amp=True)
+    assert all(torch.isfinite(torch.tensor(r["loss_gen"])) for r in trainer.history)
+    x = data()[1][:4]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = trainer.model.encoder.rsample(x)
+        assert trainer.model.decoder.log_prob(x, z).dtype == torch.float32
+
+
+def test_device_is_picked_cuda_then_mps_then_cpu(monkeypatch):
+    from asvae_lib import trainer as T
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert T.pick_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert T.pick_device().type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert T.pick_device().type == "cpu" and T.pick_device("cpu").type == "cpu"
