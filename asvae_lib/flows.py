@@ -55,7 +55,7 @@ class PlanarFlow(nn.Module):
         """Layer ``k``'s ``u``, corrected so that ``w^T u_hat >= -1`` (invertibility)."""
         u, w = self.u[k], self.w[k]
         wu = w @ u
-        return u + (-1 + F.softplus(wu) - wu) * w / (w @ w)
+        return u + (-1 + F.softplus(wu) - wu) * w / (w @ w).clamp_min(1e-12)   # w = 0 stays finite
 
     def _layer(self, k: int, z: torch.Tensor):
         u_hat, w, b = self.u_hat(k).to(z.dtype), self.w[k].to(z.dtype), self.b[k].to(z.dtype)
