@@ -20,7 +20,7 @@ unit:
 # cell (an assert) fails the run when its claim is false; outputs are not
 # compared, since figures and timings differ from run to run.
 chapters:
-	ASVAE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 --durations=0 chapters
+	ASVAE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 chapters
 
 # The .py (percent format) is the source; the .ipynb beside it is stored executed.
 book: $(NOTEBOOKS)

@@ -1,0 +1,24 @@
+"""Per-chapter timing for `make test`: the book's time budget, measured every run."""
+from collections import defaultdict
+from pathlib import Path
+
+# Quick-profile budget of each chapter under nbval, in seconds (README, "Chapters").
+BUDGET_S = {"01": 30, "02": 60, "03": 60, "04": 60, "05": 60, "06": 120}
+_seconds = defaultdict(float)
+
+
+def pytest_runtest_logreport(report):
+    path = Path(report.nodeid.split("::")[0])
+    if path.suffix == ".ipynb":
+        _seconds[path.stem] += report.duration
+
+
+def pytest_terminal_summary(terminalreporter):
+    if not _seconds:
+        return
+    terminalreporter.section("chapter times (quick profile)")
+    for stem, seconds in sorted(_seconds.items()):
+        budget = BUDGET_S.get(stem[:2])
+        flag = "" if budget is None or seconds <= budget else "   OVER BUDGET"
+        terminalreporter.write_line(f"{stem:32s} {seconds:7.1f} s   budget {budget} s{flag}")
+    terminalreporter.write_line(f"{'all chapters':32s} {sum(_seconds.values()):7.1f} s")
