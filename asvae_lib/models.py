@@ -139,11 +139,15 @@ class ASVAE(nn.Module):
 
 
 def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_length: int = 0,
-              bernoulli: bool = False, dropout: float = 0.2) -> ASVAE:
+              bernoulli: bool = False, dropout: float = 0.2, encoder_log_var_init: float = 0.0) -> ASVAE:
     """The fully connected AS-VAE used on 2-D data and MNIST, Xavier-initialised.
 
     Discriminators get ``dropout`` (the paper's only regulariser); encoder and
-    decoder get none.
+    decoder get none. ``encoder_log_var_init`` is the initial bias of the
+    encoder's log-variance output (0, Xavier's zero bias, by default): a negative
+    value starts ``q_phi(z|x)`` narrow, so codes carry information from the first
+    step (chapter 6: on isotropic 2-D mixtures a VAE started at 0 stays in the
+    collapsed optimum that ignores z).
     """
     encoder = GaussianConditional(mlp(x_dim, 2 * z_dim, hidden, depth), z_dim, flow_length)
     if bernoulli:
@@ -154,4 +158,6 @@ def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_le
     h = MLPDiscriminator(x_dim + z_dim, hidden, depth, dropout)
     model = ASVAE(encoder, decoder, f, h, z_dim)
     xavier_init(model)
+    with torch.no_grad():
+        encoder.net[-1].bias[z_dim:] = encoder_log_var_init
     return model
