@@ -20,6 +20,8 @@ import math
 
 import torch
 
+from .gaussians import Gaussian, kl, standard_normal
+
 
 def grid_centres(k: int = 5, spacing: float = 2.0) -> torch.Tensor:
     """The ``k * k`` centres of a square grid, centred on the origin, ``spacing`` apart."""
@@ -66,11 +68,10 @@ def reconstruction_error(x: torch.Tensor, x_rec: torch.Tensor) -> float:
 
 
 def moment_kl_to_standard(z: torch.Tensor) -> float:
-    """``KL(N(m, S) || N(0, I)) = (tr S + m^T m - d - log det S) / 2`` with ``m, S``
-    the sample mean and covariance of the rows of ``z``."""
+    """``KL(N(m, S) || N(0, I))`` with ``m, S`` the sample mean and covariance of the rows of ``z``."""
     z = z.double()
-    m, S = z.mean(0), torch.cov(z.T).reshape(z.shape[1], z.shape[1])
-    return 0.5 * (torch.trace(S) + m @ m - z.shape[1] - torch.logdet(S)).item()
+    d = z.shape[1]
+    return kl(Gaussian(z.mean(0), torch.cov(z.T).reshape(d, d)), standard_normal(d)).item()
 
 
 def mmd_rbf(a: torch.Tensor, b: torch.Tensor, bandwidths=(0.2, 0.5, 1.0, 2.0)) -> float:
