@@ -429,6 +429,10 @@ for name in ("asvae-g", "asvae"):
 # * *AS-VAE does not balance the two.* It reconstructs best, but generates at
 #   chance level: 0 modes covered, 6.2% good against the single Gaussian's 6.3%,
 #   far below the VAE's 16.9%.
+#   A development run at the paper's learning rate ($10^{-4}$, 20 000 steps, seed 0,
+#   not re-executed here) gave the same picture: the VAE covered 13 modes with
+#   20.9% good samples (validation error 0.055), AS-VAE covered none with 6.8%
+#   good (validation error below 0.001).
 # * ALI, within this budget, did not learn to generate either (2 modes, 3.6% good):
 #   adversarial training is the slowest learner of the five. The full profile gives
 #   every method 20 times more steps at the paper's learning rate.
