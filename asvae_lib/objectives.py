@@ -11,6 +11,8 @@
 The game (12) alternates :func:`discriminator_loss` (for psi, psi') and
 :func:`generator_loss` (for theta, phi).
 """
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -44,11 +46,16 @@ def discriminator_loss(model, x: torch.Tensor, method: str) -> dict:
     return losses
 
 
+def prior_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """``log p(z)`` for the prior ``N(0, I)``."""
+    return -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+
+
 def x_half(model, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
     """``E_{x~q, eps}[log p_theta(x|z_eps) - f(x, z_eps)] - kl_weight * E KL(q_phi(z|x) || p(z))``.
     The KL is estimated with the same sample, ``log q_phi(z|x) - log p(z)``, which works with flows."""
     z, log_q = model.encoder.rsample_with_log_prob(x)
-    log_prior = -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * torch.log(torch.tensor(2 * torch.pi))
+    log_prior = prior_log_prob(z)
     value = model.decoder.log_prob(x, z) - model.f(x, z)
     if kl_weight:
         value = value - kl_weight * (log_q - log_prior)
@@ -65,7 +72,7 @@ def z_half(model, n: int) -> torch.Tensor:
 def elbo(model, x: torch.Tensor) -> torch.Tensor:
     """(1), one-sample estimate: ``log p_theta(x|z) + log p(z) - log q_phi(z|x)``, ``z ~ q_phi(z|x)``."""
     z, log_q = model.encoder.rsample_with_log_prob(x)
-    log_prior = -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * torch.log(torch.tensor(2 * torch.pi))
+    log_prior = prior_log_prob(z)
     return (model.decoder.log_prob(x, z) + log_prior - log_q).mean()
 
 
