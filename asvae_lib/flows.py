@@ -73,13 +73,15 @@ class PlanarFlow(nn.Module):
             total = total + log_det
         return z, total
 
-    def inverse(self, y: torch.Tensor, iterations: int = 60):
+    def inverse(self, y: torch.Tensor, bisections: int = 20, newton_steps: int = 2):
         """The ``z`` with ``forward(z) = y``, and ``log |det dy/dz|`` at that ``z``.
 
-        Each layer is inverted by bisection on ``alpha`` (no gradient), then one
-        Newton step with gradient: at the root its derivative is the implicit-
-        function derivative, so ``z`` is differentiable in ``y`` and the flow's
-        parameters.
+        Each layer's scalar equation is bracketed by ``bisections`` halvings (safe,
+        since its left side is non-decreasing), polished by ``newton_steps`` Newton
+        steps kept inside the bracket (each squares the error), all without
+        gradient; then one last Newton step with gradient: at the root its
+        derivative is the implicit-function derivative, so ``z`` is differentiable
+        in ``y`` and the flow's parameters.
         """
         y = _at_least_float32(y)
         total = torch.zeros(y.shape[0], dtype=y.dtype, device=y.device)
@@ -87,15 +89,17 @@ class PlanarFlow(nn.Module):
             u_hat, w, b = self.u_hat(k).to(y.dtype), self.w[k].to(y.dtype), self.b[k].to(y.dtype)
             c = w @ u_hat
             target = y @ w + b                       # = alpha + c tanh(alpha)
+            newton = lambda a: a - (a + c * torch.tanh(a) - target) / (1 + c * (1 - torch.tanh(a) ** 2))
             with torch.no_grad():
                 lo, hi = target - c.abs() - 1e-6, target + c.abs() + 1e-6
-                for _ in range(iterations):
+                for _ in range(bisections):
                     mid = (lo + hi) / 2
                     too_big = mid + c * torch.tanh(mid) > target
                     hi, lo = torch.where(too_big, mid, hi), torch.where(too_big, lo, mid)
                 alpha0 = (lo + hi) / 2
-            slope = 1 + c * (1 - torch.tanh(alpha0) ** 2)
-            alpha = alpha0 - (alpha0 + c * torch.tanh(alpha0) - target) / slope   # differentiable Newton step
+                for _ in range(newton_steps):
+                    alpha0 = torch.minimum(torch.maximum(newton(alpha0), lo), hi)
+            alpha = newton(alpha0)                   # differentiable Newton step
             z = y - torch.tanh(alpha)[:, None] * u_hat
             total = total + torch.log(torch.abs(1 + (1 - torch.tanh(alpha) ** 2) * c) + 1e-12)
             y = z

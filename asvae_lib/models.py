@@ -7,6 +7,9 @@
   probability of a binary pixel (the paper's MNIST likelihood).
 * ``ASVAE`` holds the encoder, the decoder, the ``f``-discriminator ``f_psi(x, z)``
   and the ``h``-discriminator ``h_psi'(x, z)`` of Corollary 1.1.
+* Two builders: :func:`mlp_asvae` (2-D data, MNIST) and :func:`conv_asvae`
+  (32x32 colour images). Images travel as flat rows ``(N, C*H*W)``; only the
+  convolutional networks see them as ``(N, C, H, W)``.
 
 Every conditional offers ``rsample(c)`` (a reparametrised draw, as (11) needs) and
 ``log_prob(y, c)`` (the density at any ``y``, through the flow's inverse).
@@ -160,4 +163,78 @@ def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_le
     xavier_init(model)
     with torch.no_grad():
         encoder.net[-1].bias[z_dim:] = encoder_log_var_init
+    return model
+
+
+# ----- 32x32 colour images (CIFAR-10, ImageNet 32x32) -------------------------------------
+# The paper's Appendix B architectures were lost in extraction; these are DCGAN-style
+# networks (strided convolutions down, transposed convolutions up), our choice.
+
+def conv_down(channels: int, width: int) -> nn.Sequential:
+    """(N, channels, 32, 32) -> (N, 4 * width * 4 * 4): three stride-2 convolutions."""
+    layers, c = [], channels
+    for out in (width, 2 * width, 4 * width):
+        layers += [nn.Conv2d(c, out, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        c = out
+    return nn.Sequential(*layers, nn.Flatten())
+
+
+class ImageEncoderNet(nn.Module):
+    """Flat image rows -> the encoder's ``[mean, log_var]`` of z."""
+
+    def __init__(self, shape, z_dim: int, width: int):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.down = conv_down(shape[0], width)
+        self.out = nn.Linear(4 * width * 16, 2 * z_dim)
+
+    def forward(self, x):
+        return self.out(self.down(x.reshape(-1, *self.shape)))
+
+
+class ImageDecoderNet(nn.Module):
+    """z -> flat ``[mean image, log_var image]`` (each C*H*W), by transposed convolutions."""
+
+    def __init__(self, shape, z_dim: int, width: int):
+        super().__init__()
+        self.shape, self.width = tuple(shape), width
+        self.inp = nn.Sequential(nn.Linear(z_dim, 4 * width * 16), nn.LeakyReLU(0.2))
+        self.up = nn.Sequential(
+            nn.ConvTranspose2d(4 * width, 2 * width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(2 * width, width, 4, stride=2, padding=1), nn.LeakyReLU(0.2),
+            nn.ConvTranspose2d(width, 2 * shape[0], 4, stride=2, padding=1))
+
+    def forward(self, z):
+        y = self.up(self.inp(z).reshape(-1, 4 * self.width, 4, 4))
+        mean, log_var = y.chunk(2, dim=1)
+        return torch.cat([mean.flatten(1), log_var.flatten(1)], dim=-1)
+
+
+class ImageJointDiscriminator(nn.Module):
+    """``f(x, z)`` or ``h(x, z)`` on images: convolutional features of x and a linear
+    embedding of z, concatenated, then a small MLP with dropout to one logit."""
+
+    def __init__(self, shape, z_dim: int, width: int, hidden: int = 512, dropout: float = 0.2):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.x_features = nn.Sequential(conv_down(shape[0], width), nn.Dropout(dropout))
+        self.z_features = nn.Sequential(nn.Linear(z_dim, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout))
+        self.joint = mlp(4 * width * 16 + hidden, 1, hidden, depth=1, dropout=dropout)
+
+    def forward(self, x, z):
+        x = x.to(self.joint[0].weight.dtype)
+        u = torch.cat([self.x_features(x.reshape(-1, *self.shape)), self.z_features(z.to(x.dtype))], dim=-1)
+        return self.joint(u).squeeze(-1)
+
+
+def conv_asvae(shape=(3, 32, 32), z_dim: int = 128, width: int = 64, dropout: float = 0.2) -> ASVAE:
+    """The AS-VAE for 32x32 colour images: Gaussian encoder and decoder (section 5.1),
+    DCGAN-style networks of ``width`` base channels, Xavier-initialised."""
+    x_dim = math.prod(shape)
+    encoder = GaussianConditional(ImageEncoderNet(shape, z_dim, width), z_dim)
+    decoder = GaussianConditional(ImageDecoderNet(shape, z_dim, width), x_dim)
+    f = ImageJointDiscriminator(shape, z_dim, width, dropout=dropout)
+    h = ImageJointDiscriminator(shape, z_dim, width, dropout=dropout)
+    model = ASVAE(encoder, decoder, f, h, z_dim)
+    xavier_init(model)
     return model

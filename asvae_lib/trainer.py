@@ -13,12 +13,16 @@ objective (``objectives.generator_loss``). Around that loop:
   same weights as one never interrupted;
 * a guard that stops a run whose loss turns NaN or infinite, naming the last
   good checkpoint;
-* early stopping on the validation reconstruction losses of x and z;
+* early stopping on the validation reconstruction losses of x and z, and an
+  optional cap on training minutes (for runs on a borrowed machine);
+* an optional ``transform`` turning each stored batch (e.g. 8-bit pixels) into
+  model inputs (e.g. uniformly dequantised values) afresh at every step;
 * data parallelism under ``torchrun``: each process takes its share of every
   batch and gradients are averaged across processes after each backward pass.
 """
 import math
 import os
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -40,6 +44,7 @@ class TrainConfig:
     eval_every: int = 100
     checkpoint_every: int = 100
     patience: int = 0            # evaluations without improvement before stopping; 0: never stop early
+    max_minutes: float = 0.0     # stop (with a checkpoint) after this much training time; 0: no cap
     seed: int = 0
     device: str = "auto"
     amp: bool | None = None      # None: bfloat16 autocast on CUDA only
@@ -69,19 +74,20 @@ def _distributed():
 
 class Trainer:
     def __init__(self, model, config: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor,
-                 run_dir: str | os.PathLike | None = None, progress: bool = True):
+                 run_dir: str | os.PathLike | None = None, progress: bool = True, transform=None):
         objectives.check_method(config.method)
         self.config, self.progress = config, progress
         self.rank, self.world = _distributed()
         self.device = pick_device(config.device)
         self.amp = self.device.type == "cuda" if config.amp is None else config.amp
         self.model = model.to(self.device)
-        self.train_x, self.val_x = train_x, val_x.to(self.device)
+        self.train_x, self.val_x, self.transform = train_x, val_x.to(self.device), transform
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.opt_gen = torch.optim.Adam(self.model.generator_parameters(), lr=config.lr)
         self.opt_disc = torch.optim.Adam(self.model.discriminator_parameters(), lr=config.lr)
         self.step, self.history, self.evals = 0, [], []
         self.best, self.bad_evals, self.stopped_early = math.inf, 0, False
+        self.seconds, self.stop_reason = 0.0, None   # training time (evaluation excluded), why fit() ended
         torch.manual_seed(config.seed + self.rank)
         if self.world > 1:                        # every process starts from rank 0's weights
             for p in self.model.parameters():
@@ -96,7 +102,13 @@ class Trainer:
         epoch, i = divmod(step, per_epoch)
         g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
         idx = torch.randperm(n, generator=g)[i * bs:(i + 1) * bs]
-        return self.train_x[idx[self.rank::self.world]].to(self.device)
+        x = self.train_x[idx[self.rank::self.world]].to(self.device)
+        return self.transform(x) if self.transform is not None else x
+
+    @property
+    def epoch(self) -> float:
+        """Passes over the training set so far."""
+        return self.step * self.config.batch_size / len(self.train_x)
 
     # ----- one step of the game (12) -------------------------------------------------------
     def _autocast(self):
@@ -156,18 +168,28 @@ class Trainer:
         self.model.train()
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.method,
                    disable=not self.progress or self.rank != 0)
-        while self.step < cfg.max_steps and not self.stopped_early:
+        while self.step < cfg.max_steps and not self.stopped_early and not self._out_of_time():
+            start = time.perf_counter()
             record = self.train_step(self.batch(self.step))
+            self.seconds += time.perf_counter() - start
             self.history.append(record)
             self.step += 1
             bar.update(1)
             if self.step % cfg.eval_every == 0:
                 self._evaluate_and_maybe_stop()
                 bar.set_postfix(rec_x=f"{self.evals[-1]['rec_x']:.3g}", rec_z=f"{self.evals[-1]['rec_z']:.3g}")
-            if self.step % cfg.checkpoint_every == 0 or self.step == cfg.max_steps or self.stopped_early:
+            if self.step % cfg.checkpoint_every == 0:
                 self.save("last.pt")
         bar.close()
+        if not self.evals or self.evals[-1]["step"] != self.step:
+            self._evaluate_and_maybe_stop()      # score the final weights too
+        self.stop_reason = ("early stopping" if self.stopped_early else
+                            "step limit" if self.step >= cfg.max_steps else f"time limit ({cfg.max_minutes} min)")
+        self.save("last.pt")
         return self
+
+    def _out_of_time(self) -> bool:
+        return self.config.max_minutes > 0 and self.seconds >= 60 * self.config.max_minutes
 
     def _evaluate_and_maybe_stop(self):
         result = self.evaluate()
@@ -185,7 +207,7 @@ class Trainer:
         return {"config": asdict(self.config), "step": self.step, "model": self.model.state_dict(),
                 "opt_gen": self.opt_gen.state_dict(), "opt_disc": self.opt_disc.state_dict(),
                 "history": self.history, "evals": self.evals, "best": self.best, "bad_evals": self.bad_evals,
-                "stopped_early": self.stopped_early, "rng_cpu": torch.get_rng_state(),
+                "stopped_early": self.stopped_early, "seconds": self.seconds, "rng_cpu": torch.get_rng_state(),
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
     def save(self, name: str) -> None:
@@ -207,6 +229,7 @@ class Trainer:
         self.opt_disc.load_state_dict(state["opt_disc"])
         for key in ("step", "history", "evals", "best", "bad_evals", "stopped_early"):
             setattr(self, key, state[key])
+        self.seconds = state.get("seconds", 0.0)
         torch.set_rng_state(state["rng_cpu"])
         if state["rng_cuda"] is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["rng_cuda"])

