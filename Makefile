@@ -19,8 +19,11 @@ unit:
 # --nbval-lax runs every cell and fails on any error, so each claim-checking
 # cell (an assert) fails the run when its claim is false; outputs are not
 # compared, since figures and timings differ from run to run.
+# Training chapters keep their runs in .test-runs/ (emptied first), so a test
+# always trains afresh and never picks up a reader's checkpoints in runs/.
 chapters:
-	ASVAE_PROFILE=quick $(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 chapters
+	rm -rf .test-runs
+	ASVAE_PROFILE=quick ASVAE_RUNS=.test-runs $(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 chapters
 
 # The .py (percent format) is the source; the .ipynb beside it is stored executed.
 book: $(NOTEBOOKS)

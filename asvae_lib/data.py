@@ -24,6 +24,7 @@ Dequantisation (section 5.1): the model sees ``(x + u) / 256`` with
 ``u ~ U[0, 1)``, a density on [0, 1)^D. The NLL of the discrete image, in nats,
 is then (bounded by) the continuous NLL + D log 256.
 """
+import fcntl
 import os
 import zipfile
 from dataclasses import dataclass
@@ -180,8 +181,11 @@ def _torchvision(name: str, root: Path) -> ImageData:
         shape, n_val = (3, 32, 32), 5_000
         todo = (f"could not download CIFAR-10 to {root}; connect to the internet, or copy the official "
                 f"cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/ and run again.")
+    root.mkdir(parents=True, exist_ok=True)
     try:
-        full, test = [torch.as_tensor(cls(str(root), train=t, download=True).data) for t in (True, False)]
+        with open(root / f".{name}.lock", "w") as lock:    # several runs started together unpack once
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            full, test = [torch.as_tensor(cls(str(root), train=t, download=True).data) for t in (True, False)]
     except (OSError, RuntimeError) as error:
         raise DataUnavailable(f"{todo} ({type(error).__name__}: {str(error).strip()[:200]})") from error
     if name == "cifar10":   # torchvision keeps CIFAR-10 as (N, H, W, C)

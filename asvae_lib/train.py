@@ -8,7 +8,7 @@ command line, for long runs::
 Everything that differs between the quick and the full profile is in
 :func:`experiment`: sizes and step counts, nothing else. A run lives in
 ``runs/<profile>/<dataset>/<method>/`` (checkpoints, ``spec.json``,
-``result.json``); starting it again resumes from ``last.pt``, and a finished run
+``result.json``; ``$ASVAE_RUNS`` replaces ``runs/``, as ``make test`` does); starting it again resumes from ``last.pt``, and a finished run
 only loads its checkpoint and re-scores it. The command line also copies the
 result file to ``results/``, the record the reproduction chapter reads.
 """
@@ -16,6 +16,7 @@ import argparse
 import dataclasses
 import datetime
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -113,6 +114,12 @@ def score(model, data: "datasets.ImageData", spec: dict, seed: int) -> dict:
     return out
 
 
+def run_folder(dataset: str, method: str, profile: str | None = None, runs_dir=None) -> Path:
+    """``runs/<profile>/<dataset>/<method>/`` (``$ASVAE_RUNS`` or ``runs_dir`` replace ``runs/``)."""
+    root = Path(runs_dir or os.environ.get("ASVAE_RUNS") or REPO / "runs")
+    return root / (profile or active_profile()) / dataset / method
+
+
 def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, seed: int = 0,
         max_minutes: float = 0.0, device: str = "auto", progress: bool = True):
     """Train (or resume, or just load) one model and score it.
@@ -127,7 +134,7 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     objectives.check_method(method)
     data = datasets.load(dataset, profile, root=REPO / "data" / "cache")
     spec = experiment(dataset, profile)
-    run_dir = Path(runs_dir or REPO / "runs") / profile / dataset / method
+    run_dir = run_folder(dataset, method, profile, runs_dir)
     _check_spec(run_dir, spec)
 
     torch.manual_seed(seed)
