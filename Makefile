@@ -4,12 +4,15 @@ CHAPTERS  := $(sort $(wildcard chapters/*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 LIBRARY   := $(wildcard asvae_lib/*.py)
 
-.PHONY: help test unit chapters book lab clean
+.PHONY: help test unit chapters book lab clean train bench
 help:
 	@echo "make test      unit tests, notebook checks, every chapter under nbval (quick profile)"
 	@echo "make book      re-execute changed chapters and store them with outputs"
 	@echo "               (ASVAE_PROFILE=full make book for the paper's scale, on a GPU)"
 	@echo "make lab       open the chapters in JupyterLab"
+	@echo "make train DATASET=mnist METHOD=asvae [PROFILE=full] [MAX_MINUTES=0]"
+	@echo "               train, resume or re-score one model; writes results/<dataset>-<method>-<profile>.json"
+	@echo "make bench     AS-VAE step vs VAE step, sampling speed, peak memory on this machine -> results/bench-*.json"
 
 test: unit chapters
 
@@ -22,13 +25,23 @@ unit:
 # Training chapters keep their runs in .test-runs/ (emptied first), so a test
 # always trains afresh and never picks up a reader's checkpoints in runs/.
 chapters:
-	rm -rf .test-runs
-	ASVAE_PROFILE=quick ASVAE_RUNS=.test-runs $(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 chapters
+	rm -rf $(CURDIR)/.test-runs
+	ASVAE_PROFILE=quick ASVAE_RUNS=$(CURDIR)/.test-runs $(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 chapters
 
 # The .py (percent format) is the source; the .ipynb beside it is stored executed.
 book: $(NOTEBOOKS)
 chapters/%.ipynb: chapters/%.py $(LIBRARY)
 	$(PY) -m jupytext --to ipynb --execute $<
+
+DATASET ?= mnist
+METHOD ?= asvae
+PROFILE ?= full
+MAX_MINUTES ?= 0
+train:
+	$(PY) -m asvae_lib.train --dataset $(DATASET) --method $(METHOD) --profile $(PROFILE) --max-minutes $(MAX_MINUTES)
+
+bench:
+	$(PY) -m asvae_lib.bench
 
 lab:
 	$(PY) -m jupyter lab chapters

@@ -52,7 +52,7 @@ def step_throughput(dataset: str, method: str, profile: str, steps: int, device:
     _sync(device)
     seconds = (time.perf_counter() - start) / steps
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else \
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # kB on Linux
     return {"seconds_per_step": seconds, "images_per_second": bs / seconds, "batch_size": bs,
             "peak_memory_mb": peak / 2**20}
 

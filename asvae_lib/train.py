@@ -22,6 +22,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 
 from . import data as datasets
@@ -49,7 +50,7 @@ def experiment(dataset: str, profile: str) -> dict:
         train = dict(batch_size=100, max_steps=600 if quick else 1_000_000)
     else:
         model = dict(kind="conv", width=16 if quick else 64, z_dim=32 if quick else 128)
-        evaluation = dict(iwae_k=20 if quick else 100, n_test=None, fid_samples=500 if quick else 50_000)
+        evaluation = dict(iwae_k=20 if quick else 100, n_test=None, fid_samples=100 if quick else 50_000)
         train = dict(batch_size=64 if quick else 100, max_steps=300 if quick else 1_000_000)
     train.update(lr=1e-3 if quick else 1e-4, eval_every=100 if quick else 2000,
                  checkpoint_every=100 if quick else 2000, patience=0 if quick else 10)
@@ -141,6 +142,7 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     model = build_model(spec, data.shape)
     cfg = TrainConfig(method=method, seed=seed, device=device, max_minutes=max_minutes, **spec["train"])
     trainer = Trainer(model, cfg, data.train, fixed_inputs(data.val, seed), run_dir, progress, transform=to_inputs)
+    trainer.data = data                     # kept for the caller's pictures (no second load)
     trainer.fit()
     if (run_dir / "best.pt").exists():
         model.load_state_dict(torch.load(run_dir / "best.pt", map_location=trainer.device, weights_only=False)["model"])
@@ -180,17 +182,19 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="auto")
     args = p.parse_args(argv)
     try:
-        model, result, _ = run(args.dataset, args.method, args.profile, args.runs, args.seed, args.max_minutes, args.device)
-    except datasets.DataUnavailable as e:
+        model, result, trainer = run(args.dataset, args.method, args.profile, args.runs, args.seed, args.max_minutes,
+                                     args.device)
+    except (datasets.DataUnavailable, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.results) / f"{args.dataset}-{args.method}-{result['profile']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
-    data = datasets.load(args.dataset, result["profile"], root=REPO / "data" / "cache")
+    data = trainer.data
     fig = plots.samples_and_reconstructions(model, fixed_inputs(data.test[:30], args.seed), data.shape,
                                             f"{args.method}, {args.dataset} ({result['profile']})")
     fig.savefig(out.with_suffix(".png"), dpi=80)
+    plt.close(fig)
     print(json.dumps(result["metrics"], indent=1))
     print(f"result written to {out}")
     return 0
