@@ -3,7 +3,7 @@ from collections import defaultdict
 from pathlib import Path
 
 # Quick-profile budget of each chapter under nbval, in seconds (README, "Chapters").
-BUDGET_S = {"01": 30, "02": 60, "03": 60, "04": 60, "05": 60, "06": 120, "07": 300, "08": 400, "09": 200, "10": 10}
+BUDGET_S = {"01": 30, "02": 60, "03": 60, "04": 60, "05": 60, "06": 120, "07": 300, "08": 400, "09": 240, "10": 10}
 _seconds = defaultdict(float)
 
 

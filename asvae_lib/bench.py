@@ -32,6 +32,18 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
+def seconds_per_call(fn, repeats: int, device, warmup: int = 3) -> float:
+    """Wall-clock seconds per call of ``fn`` after ``warmup`` calls, waiting for the GPU."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        fn()
+    _sync(device)
+    return (time.perf_counter() - start) / repeats
+
+
 def step_throughput(dataset: str, method: str, profile: str, steps: int, device: torch.device) -> dict:
     """Images per second of ``Trainer.train_step`` on random inputs of the right shape."""
     spec = experiment(dataset, profile)
@@ -43,14 +55,7 @@ def step_throughput(dataset: str, method: str, profile: str, steps: int, device:
     x = x.to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    for _ in range(3):                                   # warm-up
-        trainer.train_step(x)
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        trainer.train_step(x)
-    _sync(device)
-    seconds = (time.perf_counter() - start) / steps
+    seconds = seconds_per_call(lambda: trainer.train_step(x), steps, device)
     peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else \
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)  # kB on Linux
     return {"seconds_per_step": seconds, "images_per_second": bs / seconds, "batch_size": bs,
@@ -61,13 +66,7 @@ def step_throughput(dataset: str, method: str, profile: str, steps: int, device:
 def sampling_throughput(dataset: str, profile: str, device: torch.device, n: int = 1000, repeats: int = 5) -> float:
     """Generated images per second, in batches of ``n``."""
     model = build_model(experiment(dataset, profile), SHAPES[dataset]).to(device).eval()
-    model.sample(n)
-    _sync(device)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        model.sample(n)
-    _sync(device)
-    return n * repeats / (time.perf_counter() - start)
+    return n / seconds_per_call(lambda: model.sample(n), repeats, device, warmup=1)
 
 
 def bench(profile: str = "full", steps: int = 20, device: str = "auto") -> dict:

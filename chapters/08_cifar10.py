@@ -131,7 +131,7 @@ for method in METHODS:
 # ## 5. The table
 #
 # FID and IS are computed on generated images against the test images, with the
-# sample count of the profile (quick: 500, heavily biased upward; full: 50,000,
+# sample count of the profile (quick: 100, heavily biased upward; full: 50,000,
 # the paper's convention). The Inception Score needs Inception weights that
 # torch-fidelity downloads once; where there is no network it says so and the
 # table shows it as unavailable.
