@@ -19,6 +19,7 @@ import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib.metadata import version
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -131,10 +132,17 @@ class _Uint8Images(torch.utils.data.Dataset):  # torch-fidelity wants a Dataset 
     def __getitem__(self, i): return self.images[i]
 
 
+def _weights_cached() -> bool:
+    """Whether torch-fidelity's Inception weights are already in the torch hub cache."""
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+    return (Path(torch.hub.get_dir()) / "checkpoints" / URL_INCEPTION_V3.rsplit("/", 1)[-1]).exists()
+
+
 def inception_score(fake: torch.Tensor, splits: int = 10, batch_size: int = 50, device=None,
-                    timeout_s: float = 20.0) -> MetricResult:
+                    timeout_s: float = 20.0, download: bool = True) -> MetricResult:
     """Inception Score of generated images (float ``(N, 3, H, W)`` in [0, 1]), by torch-fidelity; ``value=None``
-    and a note when its weights cannot be fetched, each network operation bounded by ``timeout_s``."""
+    and a note when its weights cannot be fetched, each network operation bounded by ``timeout_s``.
+    With ``download=False`` (the quick profile) it never touches the network: no cached weights, no IS."""
     fake_u8 = (_check_images(fake, "fake", n_min=splits).float() * 255).round().to(torch.uint8).cpu()
     try:
         import torch_fidelity
@@ -142,6 +150,10 @@ def inception_score(fake: torch.Tensor, splits: int = 10, batch_size: int = 50, 
     except ImportError as e:
         return MetricResult("IS", None, None, None, len(fake), "torch-fidelity", "Inception Score unavailable: "
                             f"torch-fidelity could not be imported ({e}); pip install torch-fidelity")
+    if not download and not _weights_cached():
+        return MetricResult("IS", None, None, None, len(fake), backend, "Inception Score unavailable: its Inception "
+                            f"weights are not in {torch.hub.get_dir()} and this profile downloads nothing; "
+                            "any full-profile run with internet (e.g. on Colab) fetches them once")
     old_timeout = socket.getdefaulttimeout()
     socket.setdefaulttimeout(timeout_s)  # a blocked network fails in seconds, not minutes
     try:

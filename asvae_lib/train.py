@@ -110,7 +110,9 @@ def score(model, data: "datasets.ImageData", spec: dict, seed: int) -> dict:
     n = ev["fid_samples"]
     real = datasets.images(data.test[:n], data.shape)
     fake = datasets.images(torch.cat([model.sample(min(500, n - i)).float().cpu() for i in range(0, n, 500)]).clamp(0, 1), data.shape)
-    for metric in (image_metrics.fid(real, fake, device=model.device), image_metrics.inception_score(fake, device=model.device)):
+    fid = image_metrics.fid(real, fake, device=model.device)
+    isc = image_metrics.inception_score(fake, device=model.device, download=spec["profile"] == "full")
+    for metric in (fid, isc):
         out[metric.name] = dataclasses.asdict(metric)
     return out
 

@@ -140,3 +140,13 @@ def test_bad_input_raises_value_error_saying_what_is_expected(bad):
                  lambda: im.inception_score(bad, splits=2)):
         with pytest.raises(ValueError, match=r"\(N, 3, H, W\).*\[0, 1\]"):
             call()
+
+
+def test_inception_score_without_download_never_calls_the_network(monkeypatch, tmp_path):
+    """The quick profile's IS: no cached weights -> None and a note, and torch-fidelity is never run."""
+    import torch_fidelity
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))           # an empty hub cache
+    monkeypatch.setattr(torch_fidelity, "calculate_metrics",
+                        lambda *a, **k: pytest.fail("calculate_metrics must not run without cached weights"))
+    result = im.inception_score(torch.rand(20, 3, 32, 32), splits=2, download=False)
+    assert result.value is None and "downloads nothing" in result.note and str(tmp_path) in result.note
