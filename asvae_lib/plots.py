@@ -20,15 +20,15 @@ def show(ax, x: torch.Tensor, shape, title: str = "", nrow: int = 10) -> None:
 
 
 @torch.no_grad()
-def samples_and_reconstructions(model, x: torch.Tensor, shape, title: str, n: int = 30):
-    """Left: ``n`` generated images; right: ``n // 2`` test images above
-    their reconstructions. Returns the figure."""
+def samples_and_reconstructions(model, x: torch.Tensor, shape, title: str, n: int = 30, nrow: int = 10):
+    """Left: ``n`` generated images; right: ``nrow`` test images above their reconstructions.
+    Returns the figure."""
     torch.manual_seed(0)
     fake = model.sample(n).float().clamp(0, 1).cpu()
-    originals = x[: n // 2]
+    originals = x[:nrow]
     recon = model.reconstruct(originals.to(model.device)).float().clamp(0, 1).cpu()
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.4))
-    show(a, fake, shape, f"{title}: samples")
-    show(b, torch.cat([originals, recon]), shape, f"{title}: originals (top) and reconstructions")
+    show(a, fake, shape, f"{title}: samples", nrow)
+    show(b, torch.cat([originals, recon]), shape, f"{title}: test images (top), reconstructions (below)", nrow)
     fig.tight_layout()
     return fig
