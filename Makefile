@@ -4,7 +4,7 @@ CHAPTERS  := $(sort $(wildcard chapters/*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 LIBRARY   := $(wildcard asvae_lib/*.py)
 
-.PHONY: help test unit chapters book lab clean train bench
+.PHONY: help test unit chapters book lab clean train bench assignments
 help:
 	@echo "make test      unit tests, notebook checks, every chapter under nbval (quick profile)"
 	@echo "make book      re-execute changed chapters and store them with outputs"
@@ -12,6 +12,7 @@ help:
 	@echo "make lab       open the chapters in JupyterLab"
 	@echo "make train DATASET=mnist METHOD=asvae [PROFILE=full] [MAX_MINUTES=0]"
 	@echo "               train, resume or re-score one model; writes results/<dataset>-<method>-<profile>.json"
+	@echo "make assignments  student versions of the chapters with exercises -> assignments/"
 	@echo "make bench     AS-VAE step vs VAE step, sampling speed, peak memory on this machine -> results/bench-*.json"
 
 test: unit chapters
@@ -42,6 +43,9 @@ train:
 
 bench:
 	$(PY) -m asvae_lib.bench
+
+assignments:
+	$(PY) -m asvae_lib.assignments --out assignments
 
 lab:
 	$(PY) -m jupyter lab chapters

@@ -583,3 +583,43 @@ assert abs(world.encoder_kl() - split) < 1e-9
 # **Lemma 1** (chapter 2) shows that a classifier trained to tell two samples
 # apart learns exactly the log-ratio of their densities. That is what turns the
 # symmetric objective into something one can train.
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 1.1 (the KL between two Gaussians).** Everything in this chapter
+# rests on the closed-form KL of two Gaussians. Derive it for univariate
+# Gaussians, $\mathrm{KL}\big(\mathcal N(m_1,s_1^2)\,\|\,\mathcal N(m_2,s_2^2)\big)
+# = \log\frac{s_2}{s_1} + \frac{s_1^2 + (m_1-m_2)^2}{2 s_2^2} - \frac12$, and
+# implement it for tensors (element-wise). Then answer for yourself: why is it
+# not symmetric, and which of the two directions is larger when $s_1 < s_2$?
+
+# %%
+import torch
+
+
+def kl_normal(m1, s1, m2, s2):
+    """KL(N(m1, s1^2) || N(m2, s2^2)), element-wise for tensors."""
+    ### BEGIN SOLUTION
+    return torch.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5
+    ### END SOLUTION
+
+
+# %%
+m1, s1, m2, s2 = (torch.tensor(v, dtype=torch.float64) for v in ([0.0, 1.0, -2.0], [1.0, 0.5, 2.0],
+                                                                   [0.0, 0.0, 1.0], [1.0, 1.0, 0.7]))
+reference = torch.distributions.kl_divergence(torch.distributions.Normal(m1, s1), torch.distributions.Normal(m2, s2))
+assert torch.allclose(kl_normal(m1, s1, m2, s2), reference, atol=1e-12), "compare with the formula above"
+assert kl_normal(m1, s1, m1, s1).abs().max() < 1e-12, "KL(p || p) must be 0"
+### BEGIN HIDDEN TESTS
+g = torch.Generator().manual_seed(1)
+a, b = (3 * torch.randn(2, 1000, generator=g, dtype=torch.float64)).unbind(0)
+sa, sb = (0.1 + torch.rand(2, 1000, generator=g, dtype=torch.float64)).unbind(0)
+hidden = torch.distributions.kl_divergence(torch.distributions.Normal(a, sa), torch.distributions.Normal(b, sb))
+assert torch.allclose(kl_normal(a, sa, b, sb), hidden, atol=1e-10)
+### END HIDDEN TESTS
+print("Exercise 1.1: correct")

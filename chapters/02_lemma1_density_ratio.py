@@ -691,3 +691,50 @@ print("all checks passed")
 
 # %%
 print(f"chapter ran in {time.time() - CHAPTER_START:.0f} s (profile {profile()})")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 2.1 (Lemma 1 by hand).** Let $p = \mathcal N(1, 1)$ and
+# $q = \mathcal N(-1, 2^2)$ on the real line. Write the optimal discriminator of
+# Lemma 1, $f^*(x) = \log p(x) - \log q(x)$, as an explicit quadratic in $x$ and
+# implement it. The check estimates the objective (4),
+# $\mathbb E_p \log\sigma(f) + \mathbb E_q \log(1-\sigma(f))$, on 200,000 samples
+# from each side and confirms that moving $f^*$ in any of several directions
+# lowers it.
+
+# %%
+import math
+
+import torch
+
+
+def optimal_logit(x):
+    """f*(x) = log N(x; 1, 1) - log N(x; -1, 4), written out as a quadratic in x."""
+    ### BEGIN SOLUTION
+    return -0.5 * (x - 1) ** 2 + (x + 1) ** 2 / 8 + math.log(2)
+    ### END SOLUTION
+
+
+# %%
+g = torch.Generator().manual_seed(0)
+xp = 1 + torch.randn(200_000, generator=g, dtype=torch.float64)
+xq = -1 + 2 * torch.randn(200_000, generator=g, dtype=torch.float64)
+objective = lambda f: (torch.nn.functional.logsigmoid(f(xp)).mean()
+                       + torch.nn.functional.logsigmoid(-f(xq)).mean()).item()
+best = objective(optimal_logit)
+for name, move in (("+0.3", lambda x: 0.3 + 0 * x), ("-0.3", lambda x: -0.3 + 0 * x),
+                   ("+0.2x", lambda x: 0.2 * x), ("-0.05x^2", lambda x: -0.05 * x**2)):
+    moved = objective(lambda x: optimal_logit(x) + move(x))
+    print(f"objective at f*: {best:.5f}; moved by {name}: {moved:.5f}")
+    assert moved < best - 1e-3, f"moving f* by {name} should lower the objective (4)"
+### BEGIN HIDDEN TESTS
+x = torch.linspace(-6, 6, 101, dtype=torch.float64)
+truth = (torch.distributions.Normal(1.0, 1.0).log_prob(x) - torch.distributions.Normal(-1.0, 2.0).log_prob(x))
+assert torch.allclose(optimal_logit(x), truth, atol=1e-10)
+### END HIDDEN TESTS
+print("Exercise 2.1: correct")
