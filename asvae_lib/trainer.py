@@ -166,7 +166,9 @@ class Trainer:
     def fit(self) -> "Trainer":
         cfg = self.config
         self.model.train()
-        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.method,
+        # at most one refresh a second: a notebook bar sends a message per refresh, and a
+        # flood of them during a long cell can drop the kernel's final messages (nbval then times out)
+        bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.method, mininterval=1.0,
                    disable=not self.progress or self.rank != 0)
         while self.step < cfg.max_steps and not self.stopped_early and not self._out_of_time():
             start = time.perf_counter()
