@@ -154,6 +154,10 @@ for path in sorted((train.REPO / "results").glob("bench-*.json")):
 
 # %% [markdown]
 # ## 4. Samples and reconstructions
+#
+# In the quick profile these are as uninformative as chapter 8's (blurred average
+# images after a few hundred steps on the stand-in): the chapter's point there is
+# the timing and the pipeline, not the pictures.
 
 # %%
 for method in METHODS:
