@@ -4,9 +4,11 @@ CHAPTERS  := $(sort $(wildcard chapters/*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 LIBRARY   := $(wildcard asvae_lib/*.py)
 
-.PHONY: help test unit chapters book lab clean train bench assignments
+.PHONY: help test unit chapters e2e book lab clean train bench assignments
 help:
 	@echo "make test      unit tests, notebook checks, every chapter under nbval (quick profile)"
+	@echo "make e2e       run chapter 2 in JupyterLab in headless Chromium (apt-get install chromium)"
+	@echo "               (E2E_CHAPTER=07_mnist make e2e for another chapter)"
 	@echo "make book      re-execute changed chapters and store them with outputs"
 	@echo "               (ASVAE_PROFILE=full make book for the paper's scale, on a GPU)"
 	@echo "make lab       open the chapters in JupyterLab"
@@ -28,6 +30,12 @@ unit:
 chapters:
 	rm -rf $(CURDIR)/.test-runs
 	ASVAE_PROFILE=quick ASVAE_RUNS=$(CURDIR)/.test-runs $(PY) -m pytest --nbval-lax --nbval-cell-timeout=900 chapters
+
+# A chapter run the way a reader runs it: JupyterLab on 127.0.0.1, Run All Cells
+# clicked in Debian's Chromium (headless), figure and widget checked, screenshot in
+# e2e/screenshots/. See e2e/test_jupyterlab.py.
+e2e:
+	ASVAE_PROFILE=quick $(PY) -m pytest -s e2e
 
 # The .py (percent format) is the source; the .ipynb beside it is stored executed.
 book: $(NOTEBOOKS)
