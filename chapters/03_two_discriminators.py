@@ -12,6 +12,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/03_two_discriminators.ipynb)
+#
 # # Chapter 3. Corollary 1.1: the two discriminators of AS-VAE
 #
 # Chapter 2 showed that a classifier's logit converges to the log density ratio
@@ -28,6 +30,28 @@
 # we derive it, draw the pairs exactly as the paper prescribes, train both
 # discriminators in the Gaussian world where the answers are known, and compare.
 # We also train ALI's discriminator (3) and see that it learns something else.
+
+# %%
+# Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    BOOK = "/content/asvae-book"
+    if not os.path.isdir(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/asvae-book/asvae-book", BOOK], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
+    os.chdir(BOOK + "/chapters")
+    import torch
+
+    if torch.cuda.is_available():
+        os.environ.setdefault("ASVAE_PROFILE", "full")
+        print("GPU:", torch.cuda.get_device_name(0))
+    else:
+        print("No GPU. For the full profile choose Runtime > Change runtime type > GPU, then run all cells again.")
+    print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
 import inspect
@@ -306,3 +330,64 @@ assert gap < 1e-10
 # A caution that chapter 4 measures: since $f^*$ ignores $z$ and $h^*$ ignores $x$,
 # an *optimal* discriminator passes no gradient to the encoder through $z$ (nor to
 # the decoder through $x$) in the reparametrised bound (11).
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 3.1 (the decoder cancels in $h^*$).** A one-dimensional world:
+# prior $p(z) = \mathcal N(0, 1)$, decoder $p_\theta(x|z) = \mathcal N(1.2z, 0.5^2)$,
+# data $q(x) = \mathcal N(1, 1.5^2)$, encoder $q_\phi(z|x) = \mathcal N(0.5x, 0.4^2)$.
+# Work out the aggregated posterior $q_\phi(z) = \int q(x)\,q_\phi(z|x)\,dx$ (a Gaussian:
+# what are its mean and variance?) and implement the optimal $h$-discriminator
+# $h^*(x, z) = \log p(z) - \log q_\phi(z)$ of (7). It must accept tensors $x$ and $z$
+# of the same shape and ignore $x$. The check draws the pairs of (6) as the
+# chapter does and confirms that moving $h^*$ in any of several directions,
+# including directions that depend on $x$, lowers the objective (4).
+
+# %%
+import math
+
+import torch
+
+
+def h_star(x, z):
+    """log p(z) - log q_phi(z) for the world above, element-wise; x is ignored."""
+    ### BEGIN SOLUTION
+    mean, var = 0.5 * 1.0, 0.5**2 * 1.5**2 + 0.4**2    # z = 0.5 x + 0.4 e with x ~ N(1, 1.5^2)
+    log_prior = -0.5 * (math.log(2 * math.pi) + z**2)
+    log_aggregate = -0.5 * (math.log(2 * math.pi * var) + (z - mean) ** 2 / var)
+    return log_prior - log_aggregate + 0 * x
+    ### END SOLUTION
+
+
+# %%
+g = torch.Generator().manual_seed(0)
+n = 400_000
+randn = lambda: torch.randn(n, generator=g, dtype=torch.float64)
+z_pos = randn()                                      # positives of (6): z ~ p(z), x ~ p(x|z)
+x_pos = 1.2 * z_pos + 0.5 * randn()
+x_data = 1 + 1.5 * randn()                           # negatives: x' ~ q(x), z ~ q(z|x'), x ~ p(x|z)
+z_neg = 0.5 * x_data + 0.4 * randn()
+x_neg = 1.2 * z_neg + 0.5 * randn()
+objective = lambda h: (torch.nn.functional.logsigmoid(h(x_pos, z_pos)).mean()
+                       + torch.nn.functional.logsigmoid(-h(x_neg, z_neg)).mean()).item()
+best = objective(h_star)
+for name, move in (("+0.2", lambda x, z: 0.2 + 0 * x), ("+0.1 x", lambda x, z: 0.1 * x),
+                   ("-0.1 x", lambda x, z: -0.1 * x), ("+0.1 z", lambda x, z: 0.1 * z),
+                   ("+0.05 z^2", lambda x, z: 0.05 * z**2)):
+    moved = objective(lambda x, z: h_star(x, z) + move(x, z))
+    print(f"(4) at h*: {best:.5f}; moved by {name}: {moved:.5f}")
+    assert moved < best - 2e-4, f"moving h* by {name} should lower the objective (4)"
+### BEGIN HIDDEN TESTS
+x, z = torch.meshgrid(torch.linspace(-4, 4, 41, dtype=torch.float64),
+                      torch.linspace(-3, 3, 31, dtype=torch.float64), indexing="ij")
+N = torch.distributions.Normal
+q_z = N(0.5, math.sqrt(0.5**2 * 1.5**2 + 0.4**2))
+truth = N(0.0, 1.0).log_prob(z) + N(1.2 * z, 0.5).log_prob(x) - q_z.log_prob(z) - N(1.2 * z, 0.5).log_prob(x)
+assert torch.allclose(h_star(x, z), truth, atol=1e-10)
+### END HIDDEN TESTS
+print("Exercise 3.1: correct")

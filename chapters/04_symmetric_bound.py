@@ -12,6 +12,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/04_symmetric_bound.ipynb)
+#
 # # Chapter 4. The symmetric bound and Proposition 1
 #
 # With the two discriminators of chapter 3 in hand, the paper builds a bound
@@ -25,6 +27,28 @@
 # \mathcal L_z$ and compares the optimum with maximum likelihood, estimates the
 # bound with trained discriminators, and measures two things the paper's
 # practical objective (10)-(11) leaves out.
+
+# %%
+# Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    BOOK = "/content/asvae-book"
+    if not os.path.isdir(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/asvae-book/asvae-book", BOOK], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
+    os.chdir(BOOK + "/chapters")
+    import torch
+
+    if torch.cuda.is_available():
+        os.environ.setdefault("ASVAE_PROFILE", "full")
+        print("GPU:", torch.cuda.get_device_name(0))
+    else:
+        print("No GPU. For the full profile choose Runtime > Change runtime type > GPU, then run all cells again.")
+    print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
 import copy
@@ -443,3 +467,46 @@ assert results["exact KL(q(x)||p_theta(x))"][0] > 0.1 and results["exact KL(p(z)
 # | plug-in (10)/(11) tracks the exact halves (both readings of $w$) | trained quadratic discriminators, 5 stops |
 # | (10)'s left-out term moves its optimum | closed-form (10) maximised, both readings |
 # | adversarial gradients in (11) reach the other network only, and vanish at optimum | autograd |
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 4.1 (the symmetric KL of two Gaussians).** The decomposition of the
+# symmetric bound ends in two symmetric KLs, $\mathrm{KL}(p\|q) + \mathrm{KL}(q\|p)$.
+# For $p = \mathcal N(m_1, s_1^2)$ and $q = \mathcal N(m_2, s_2^2)$ the log terms cancel.
+# Show that
+# $$\mathrm{KL}(p\|q) + \mathrm{KL}(q\|p) = \frac{(s_1^2 - s_2^2)^2 + (m_1 - m_2)^2\,(s_1^2 + s_2^2)}{2\,s_1^2 s_2^2}$$
+# and implement it element-wise. Why is it zero only when $p = q$, and why does it
+# punish a too-narrow $q$ and a too-wide one alike, where a one-way KL does not?
+
+# %%
+import torch
+
+
+def symmetric_kl(m1, s1, m2, s2):
+    """KL(N(m1, s1^2) || N(m2, s2^2)) + KL(N(m2, s2^2) || N(m1, s1^2)), element-wise, no logarithms."""
+    ### BEGIN SOLUTION
+    v1, v2 = s1**2, s2**2
+    return ((v1 - v2) ** 2 + (m1 - m2) ** 2 * (v1 + v2)) / (2 * v1 * v2)
+    ### END SOLUTION
+
+
+# %%
+m1, s1, m2, s2 = (torch.tensor(v, dtype=torch.float64) for v in ([0.0, 1.0, -2.0, 0.3], [1.0, 0.5, 2.0, 1.0],
+                                                                  [0.0, 0.0, 1.0, 0.3], [2.0, 1.0, 0.7, 1.0]))
+N, kl = torch.distributions.Normal, torch.distributions.kl_divergence
+reference = kl(N(m1, s1), N(m2, s2)) + kl(N(m2, s2), N(m1, s1))
+assert torch.allclose(symmetric_kl(m1, s1, m2, s2), reference, atol=1e-12), "compare with the formula above"
+assert torch.allclose(symmetric_kl(m1, s1, m2, s2), symmetric_kl(m2, s2, m1, s1)), "it must be symmetric"
+assert symmetric_kl(m1, s1, m1, s1).abs().max() < 1e-12, "it must vanish at p = q"
+### BEGIN HIDDEN TESTS
+g = torch.Generator().manual_seed(4)
+a, b = (3 * torch.randn(2, 1000, generator=g, dtype=torch.float64)).unbind(0)
+sa, sb = (0.1 + torch.rand(2, 1000, generator=g, dtype=torch.float64)).unbind(0)
+assert torch.allclose(symmetric_kl(a, sa, b, sb), kl(N(a, sa), N(b, sb)) + kl(N(b, sb), N(a, sa)), atol=1e-9)
+### END HIDDEN TESTS
+print("Exercise 4.1: correct")

@@ -12,6 +12,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/05_normalizing_flows.ipynb)
+#
 # # Chapter 5. Planar normalizing flows, forwards and backwards
 #
 # On MNIST the paper does not use Gaussian encoders and decoders. Both
@@ -28,6 +30,28 @@
 # flow's density at points the flow did not produce. This chapter derives both for
 # the planar layer, checks them against brute force, and then fits a flow by
 # maximum likelihood to a 2-D density that no Gaussian can represent.
+
+# %%
+# Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    BOOK = "/content/asvae-book"
+    if not os.path.isdir(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/asvae-book/asvae-book", BOOK], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
+    os.chdir(BOOK + "/chapters")
+    import torch
+
+    if torch.cuda.is_available():
+        os.environ.setdefault("ASVAE_PROFILE", "full")
+        print("GPU:", torch.cuda.get_device_name(0))
+    else:
+        print("No GPU. For the full profile choose Runtime > Change runtime type > GPU, then run all cells again.")
+    print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
 import inspect
@@ -470,3 +494,50 @@ print(f"the inverse costs {timing['inverse (density at given points)'] / timing[
 # | the inverse (bisection + one Newton step) is exact and differentiable | round trip to $10^{-8}$ at length 10 and 80; `gradcheck` |
 # | the flow's density integrates to 1 | 0.05 grid, $10^{-6}$ |
 # | a flow fits a banana a Gaussian cannot | held-out log-likelihood: > 0.3 nats over the ML Gaussian, never above the truth; 1 layer beats 0, the longest beats 1 and 2 (4 paired s.e.) |
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 5.1 (a planar layer's log-determinant).** For one planar layer
+# $f(z) = z + u \tanh(w^\top z + b)$ on $\mathbb R^d$, use the matrix determinant
+# lemma to write $\log|\det \partial f/\partial z|$ in $O(d)$ operations, and implement
+# it for a batch of points $z$ of shape `(n, d)`. The check compares it with the
+# log-determinant of the full Jacobian computed by autograd, in $d = 2$ and $d = 5$.
+
+# %%
+import torch
+
+
+def planar_log_det(z, w, u, b):
+    """log |det df/dz| of f(z) = z + u tanh(w.z + b), one value per row of z."""
+    ### BEGIN SOLUTION
+    psi = (1 - torch.tanh(z @ w + b) ** 2)[:, None] * w       # h'(w.z + b) w, one row per point
+    return torch.log((1 + psi @ u).abs())
+    ### END SOLUTION
+
+
+# %%
+def autograd_log_det(z, w, u, b):
+    layer = lambda v: v + u * torch.tanh(v @ w + b)
+    return torch.stack([torch.linalg.slogdet(torch.autograd.functional.jacobian(layer, v))[1] for v in z])
+
+
+g = torch.Generator().manual_seed(5)
+for d in (2, 5):
+    z = torch.randn(50, d, generator=g, dtype=torch.float64)
+    w, u = torch.randn(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    b = torch.tensor(0.3, dtype=torch.float64)
+    err = (planar_log_det(z, w, u, b) - autograd_log_det(z, w, u, b)).abs().max().item()
+    print(f"d = {d}: largest difference from autograd's log|det J|: {err:.1e}")
+    assert planar_log_det(z, w, u, b).shape == (50,) and err < 1e-10
+### BEGIN HIDDEN TESTS
+z = 3 * torch.randn(200, 3, generator=g, dtype=torch.float64)
+w, u = torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64), torch.tensor([-0.4, 0.9, 1.5], dtype=torch.float64)
+assert torch.allclose(planar_log_det(z, w, u, torch.tensor(-1.0, dtype=torch.float64)),
+                      autograd_log_det(z, w, u, torch.tensor(-1.0, dtype=torch.float64)), atol=1e-10)
+### END HIDDEN TESTS
+print("Exercise 5.1: correct")

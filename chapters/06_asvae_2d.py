@@ -12,6 +12,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/06_asvae_2d.ipynb)
+#
 # # Chapter 6. AS-VAE in two dimensions: what it buys over a VAE and over ALI
 #
 # Part I checked the mathematics where everything is Gaussian and closed form.
@@ -35,6 +37,28 @@
 # how close the encoded data are to the prior. The paper has no such experiment;
 # this one is ours, built with the paper's objectives (`asvae_lib.objectives`),
 # models (`asvae_lib.models`) and training loop (`asvae_lib.trainer`).
+
+# %%
+# Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    BOOK = "/content/asvae-book"
+    if not os.path.isdir(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/asvae-book/asvae-book", BOOK], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
+    os.chdir(BOOK + "/chapters")
+    import torch
+
+    if torch.cuda.is_available():
+        os.environ.setdefault("ASVAE_PROFILE", "full")
+        print("GPU:", torch.cuda.get_device_name(0))
+    else:
+        print("No GPU. For the full profile choose Runtime > Change runtime type > GPU, then run all cells again.")
+    print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
 import inspect
@@ -533,3 +557,48 @@ assert med("asvae, kl_weight=0", "good") < chance_cov["good"] + 0.06
 
 # %%
 print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {profile()})")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 6.1 (a discriminator loss that survives training).** The $f$- and
+# $h$-discriminators minimise the negative of (4):
+# $-\big[\text{mean}\log\sigma(\ell_{+}) + \text{mean}\log(1-\sigma(\ell_{-}))\big]$ for the
+# logits $\ell_+$ of the positive pairs and $\ell_-$ of the negative ones. Written
+# literally, `torch.log(torch.sigmoid(l))` returns `-inf` once a logit passes about
+# $-104$ in float32 (the sigmoid underflows to 0), and training dies with NaN.
+# Use $\log\sigma(t) = -\log(1 + e^{-t})$ and $\log(1 - \sigma(t)) = \log\sigma(-t)$
+# to write it so that it stays finite for any logits, with correct gradients.
+
+# %%
+import torch
+
+
+def discriminator_loss(logit_pos, logit_neg):
+    """The negative of (4): -(mean log sigma(logit_pos) + mean log(1 - sigma(logit_neg)))."""
+    ### BEGIN SOLUTION
+    log_sigmoid = lambda t: -torch.nn.functional.softplus(-t)     # log sigma(t) = -log(1 + exp(-t))
+    return -(log_sigmoid(logit_pos).mean() + log_sigmoid(-logit_neg).mean())
+    ### END SOLUTION
+
+
+# %%
+pos, neg = torch.tensor([2.0, -0.5, 0.1]), torch.tensor([-1.0, 0.3])
+labels = torch.cat([torch.ones(3), torch.zeros(2)])
+per_class = torch.nn.functional.binary_cross_entropy_with_logits
+reference = per_class(pos, torch.ones(3)) + per_class(neg, torch.zeros(2))
+assert torch.allclose(discriminator_loss(pos, neg), reference, atol=1e-6), "compare with (4)"
+extreme = torch.tensor([-200.0, 300.0], requires_grad=True)
+loss = discriminator_loss(extreme, -extreme)
+loss.backward()
+print(f"loss at logits (-200, 300): {loss.item():.1f}; gradient {extreme.grad.tolist()}")
+assert torch.isfinite(loss) and torch.isfinite(extreme.grad).all(), "the loss must stay finite for large logits"
+### BEGIN HIDDEN TESTS
+assert abs(loss.item() - 200.0) < 1e-3
+assert torch.allclose(extreme.grad, torch.tensor([-1.0, 0.0]), atol=1e-6)
+### END HIDDEN TESTS
+print("Exercise 6.1: correct")

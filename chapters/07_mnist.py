@@ -12,6 +12,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/07_mnist.ipynb)
+#
 # # Chapter 7. MNIST: the paper's likelihood experiment
 #
 # Section 5.2 of the paper trains AS-VAE-r, AS-VAE-g and AS-VAE on MNIST with
@@ -36,11 +38,34 @@
 # finds its checkpoint and only scores it.
 
 # %%
+# Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    BOOK = "/content/asvae-book"
+    if not os.path.isdir(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/asvae-book/asvae-book", BOOK], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
+    os.chdir(BOOK + "/chapters")
+    import torch
+
+    if torch.cuda.is_available():
+        os.environ.setdefault("ASVAE_PROFILE", "full")
+        print("GPU:", torch.cuda.get_device_name(0))
+    else:
+        print("No GPU. For the full profile choose Runtime > Change runtime type > GPU, then run all cells again.")
+    print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
+
+# %%
 import inspect
 import json
 import math
 import time
 
+import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
 
@@ -193,6 +218,96 @@ for method in METHODS:
     plt.show()
 
 # %% [markdown]
+# ### Walking the latent space
+#
+# Where does a trained model put the digits, and which directions of $z$ does its
+# decoder listen to? `asvae_lib.traversal` encodes the test digits, takes the
+# principal axes of their codes (the directions in which the aggregated posterior
+# $q_\phi(z)$ spreads them most) and walks one digit's code along an axis, in the
+# prior's units ($p(z) = \mathcal N(0, I)$, so $-3$ to $3$ spans it), decoding every
+# point:
+
+# %%
+from asvae_lib import traversal
+
+print(inspect.getsource(traversal.principal_axes))
+print(inspect.getsource(traversal.traverse))
+
+# %% [markdown]
+# For each model: the spread of the codes along each axis, and how much the image
+# changes (mean absolute pixel change, 20 test digits) when the code moves from
+# $-2$ to $+2$ along that axis.
+
+# %%
+amounts = torch.linspace(-3, 3, 9)
+axes_of = {method: traversal.principal_axes(models[method], test_x) for method in METHODS}
+
+
+def image_change(model, axis, digits=20):
+    """Mean absolute pixel change as each digit's code moves from -2 to +2 along ``axis``."""
+    ends = [traversal.traverse(model, test_x[i], axis, torch.tensor([-2.0, 2.0])) for i in range(digits)]
+    return torch.stack([(a - b).abs().mean() for a, b in ends]).mean().item()
+
+
+change_of = {}
+for method in METHODS:
+    axes, spread = axes_of[method]
+    change_of[method] = torch.tensor([image_change(models[method], axis) for axis in axes])
+    print(f"{method:8s} spread of the codes per axis: " + " ".join(f"{v:4.2f}" for v in spread))
+    print(f"{'':8s} image change per axis:        " + " ".join(f"{v:4.2f}" for v in change_of[method]))
+
+# %% [markdown]
+# In the likelihood-trained models (VAE, AS-VAE-r, AS-VAE) the codes spread about
+# as wide as the prior along most axes and hardly at all along the last few: the
+# encoder has stopped using those coordinates (they carry the prior's noise and no
+# information about the digit; the KL term of (1) pushes unused coordinates
+# there). The decoder has learned to ignore them: moving along the last axis
+# changes the image several times less than moving along the first. The check below
+# fails if that is not so. AS-VAE-g, trained without the likelihood terms, is
+# different: in the quick run its codes are squeezed into a small ball, yet every
+# axis changes its images about equally.
+
+# %%
+for method in ("vae", "asvae-r", "asvae"):
+    first, last = change_of[method][0].item(), change_of[method][-1].item()
+    print(f"{method:8s} image change along the first axis {first:.3f}, along the last {last:.3f}")
+    assert first > 5 * last, method
+
+# %% [markdown]
+# The static picture: one test digit walked along the first six principal axes and
+# the last one (rows), from $-3$ to $+3$ (columns), for AS-VAE. In JupyterLab or
+# Colab the controls under it pick the model, the digit and the axis.
+
+# %%
+def traversal_rows(method, digit, axis_ids):
+    axes, _ = axes_of[method]
+    return torch.cat([traversal.traverse(models[method], test_x[digit], axes[k], amounts) for k in axis_ids])
+
+
+z_axes = list(range(6)) + [len(axes_of["asvae"][1]) - 1]
+fig, ax = plt.subplots(figsize=(5.5, 4.5))
+plots.show(ax, traversal_rows("asvae", 0, z_axes), mnist.shape,
+           f"asvae: test digit 0 along axes {[k + 1 for k in z_axes]} (rows), -3 to +3 (columns)", nrow=len(amounts))
+plt.show()
+
+
+# %%
+def traversal_explorer(method="asvae", digit=0, axis=1):
+    fig, ax = plt.subplots(figsize=(7, 1.4))
+    plots.show(ax, traversal_rows(method, digit, [axis - 1]), mnist.shape,
+               f"{method}: test digit {digit} along principal axis {axis}, -3 to +3", nrow=len(amounts))
+    plt.show()
+
+
+widgets.interact(
+    traversal_explorer,
+    method=widgets.Dropdown(options=METHODS, value="asvae", description="model"),
+    digit=widgets.IntSlider(value=0, min=0, max=49, continuous_update=False, description="test digit"),
+    axis=widgets.IntSlider(value=1, min=1, max=len(axes_of["asvae"][1]), continuous_update=False,
+                           description="axis"),
+);
+
+# %% [markdown]
 # ## 7. What the full profile measured
 #
 # The full-profile runs behind `results/mnist-*-full.json` were made on a borrowed
@@ -208,3 +323,55 @@ for path in sorted((train.REPO / "results").glob("mnist-*-full.json")):
 
 # %%
 print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {PROFILE})")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 7.1 (the importance-weighted bound).** Given log weights
+# $\log w_{ij}$ of shape `(k, n)` ($k$ draws for each of $n$ data points), implement
+# the importance-weighted bound averaged over the data,
+# $\frac1n\sum_j \log\frac1k\sum_i w_{ij}$, so that it stays finite when every
+# $\log w$ is around $-1000$ (as it is for an MNIST digit: a few hundred nats).
+# The check uses a model where $\log p(x)$ is known: $p(z) = \mathcal N(0,1)$,
+# $p(x|z) = \mathcal N(z, 1)$, so $p(x) = \mathcal N(0, 2)$, with the deliberately wrong
+# encoder $q(z|x) = \mathcal N(x/2, 1)$ (the true posterior is $\mathcal N(x/2, 1/2)$).
+
+# %%
+import math
+
+import torch
+
+
+def iwae_bound(log_w):
+    """mean over columns of log (1/k) sum_i exp(log_w[i, j]), computed stably."""
+    ### BEGIN SOLUTION
+    return (torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])).mean()
+    ### END SOLUTION
+
+
+# %%
+N = torch.distributions.Normal
+g = torch.Generator().manual_seed(7)
+x = math.sqrt(2) * torch.randn(2000, generator=g, dtype=torch.float64)
+exact = N(0.0, math.sqrt(2)).log_prob(x).mean().item()
+bounds = {}
+for k in (1, 10, 100, 1000):
+    z = x / 2 + torch.randn(k, len(x), generator=g, dtype=torch.float64)
+    log_w = N(z, 1.0).log_prob(x) + N(0.0, 1.0).log_prob(z) - N(x / 2, 1.0).log_prob(z)
+    bounds[k] = iwae_bound(log_w).item()   # a Monte Carlo estimate: near k = 1000 it can sit 1e-4 above exact
+    print(f"k = {k:4d}: bound {bounds[k]:.4f}   (exact mean log p(x) = {exact:.4f})")
+    if k == 1:
+        assert abs(bounds[1] - log_w.mean().item()) < 1e-12, "with k = 1 the bound is the ELBO"
+assert bounds[1] < bounds[10] < bounds[1000] < exact + 1e-3, "the bound must rise towards log p(x)"
+assert exact - bounds[1000] < 0.01
+assert math.isfinite(iwae_bound(torch.full((50, 3), -1000.0)).item()), "it must survive log weights near -1000"
+### BEGIN HIDDEN TESTS
+assert abs(iwae_bound(torch.full((50, 3), -1000.0)).item() + 1000.0) < 1e-9
+lw = torch.tensor([[0.0, -1.0], [math.log(3), -1.0]], dtype=torch.float64)
+assert abs(iwae_bound(lw).item() - 0.5 * (math.log(2.0) - 1.0)) < 1e-12
+### END HIDDEN TESTS
+print("Exercise 7.1: correct")

@@ -12,6 +12,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/08_cifar10.ipynb)
+#
 # # Chapter 8. CIFAR-10: likelihood and sample quality from one model
 #
 # Section 5.3 of the paper trains AS-VAE-r, AS-VAE-g and AS-VAE on CIFAR-10 with a
@@ -35,6 +37,28 @@
 # full pipeline and proves that the models learn, but its numbers say nothing
 # about CIFAR-10. It trains the three models of Figure 3 (VAE, ALI, AS-VAE) for
 # a few hundred steps of smaller networks.
+
+# %%
+# Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    BOOK = "/content/asvae-book"
+    if not os.path.isdir(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/asvae-book/asvae-book", BOOK], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
+    os.chdir(BOOK + "/chapters")
+    import torch
+
+    if torch.cuda.is_available():
+        os.environ.setdefault("ASVAE_PROFILE", "full")
+        print("GPU:", torch.cuda.get_device_name(0))
+    else:
+        print("No GPU. For the full profile choose Runtime > Change runtime type > GPU, then run all cells again.")
+    print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
 import inspect
@@ -199,3 +223,40 @@ plt.show()
 
 # %%
 print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {PROFILE})")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 8.1 (bits per dimension).** A model of dequantised images scores
+# $-\log p(y)$ nats for an image $y = (x + u)/256$ with $D$ values in $[0, 1)$. Convert
+# this to bits per dimension of the 8-bit image $x$: undo the scaling by 256 (a
+# change of variables: each of the $D$ coordinates was divided by 256, which adds
+# $\log 256$ nats per coordinate) and convert nats to bits. The check uses two
+# models whose answer you know without a computer: the uniform density on $[0,1)^D$
+# must score exactly 8 bits per dimension, and a model twice as dense everywhere
+# on its support 7.
+
+# %%
+import math
+
+
+def bits_per_dim(nll_nats, D):
+    """Bits per dimension of 8-bit data from the NLL (nats) of its dequantised, /256-scaled version."""
+    ### BEGIN SOLUTION
+    return (nll_nats + D * math.log(256)) / (D * math.log(2))
+    ### END SOLUTION
+
+
+# %%
+D = 3 * 32 * 32
+print(f"uniform on [0,1)^D: {bits_per_dim(0.0, D):.6f} bits/dim")
+assert abs(bits_per_dim(0.0, D) - 8.0) < 1e-12, "the uniform density on [0,1)^D is 8 bits per dimension"
+assert abs(bits_per_dim(-D * math.log(2), D) - 7.0) < 1e-12, "twice the density per coordinate saves one bit"
+### BEGIN HIDDEN TESTS
+assert abs(bits_per_dim(5000.0, 784) - (5000.0 / 784 + math.log(256)) / math.log(2)) < 1e-12
+### END HIDDEN TESTS
+print("Exercise 8.1: correct")

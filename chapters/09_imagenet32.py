@@ -12,6 +12,8 @@
 # ---
 
 # %% [markdown]
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/09_imagenet32.ipynb)
+#
 # # Chapter 9. ImageNet 32x32: the same model at scale, and what it costs
 #
 # Section 5.4 of the paper trains AS-VAE on ImageNet downsampled to 32x32
@@ -30,6 +32,28 @@
 # are missing the chapter stops with a message saying where to get them and where
 # to put them. The quick profile uses the same **stand-in** as chapter 8 (crops of
 # two photographs; not ImageNet) and trains AS-VAE alone, briefly.
+
+# %%
+# Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
+import os
+import subprocess
+import sys
+
+if "google.colab" in sys.modules:
+    BOOK = "/content/asvae-book"
+    if not os.path.isdir(BOOK):
+        subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/asvae-book/asvae-book", BOOK], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
+    os.chdir(BOOK + "/chapters")
+    import torch
+
+    if torch.cuda.is_available():
+        os.environ.setdefault("ASVAE_PROFILE", "full")
+        print("GPU:", torch.cuda.get_device_name(0))
+    else:
+        print("No GPU. For the full profile choose Runtime > Change runtime type > GPU, then run all cells again.")
+    print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
 import json
@@ -167,3 +191,46 @@ for method in METHODS:
 
 # %%
 print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {PROFILE})")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise cell is self-contained; the cell after it checks your answer
+# (`make assignments` writes the student version of this chapter, with the
+# solutions removed).
+#
+# **Exercise 9.1 (uniform dequantisation).** Implement $y = (x + u)/256$ with
+# $u \sim U[0, 1)$ drawn independently for every value of a `uint8` tensor $x$,
+# from the given random generator. Every $y$ must land in its own bin
+# $[x/256, (x+1)/256)$, so that the density of $y$ integrated over the bin is the
+# probability of $x$. Careful: in float32, $(255 + u)/256$ rounds to exactly 1.0 for
+# $u$ close enough to 1, which leaves the bin.
+
+# %%
+import torch
+
+
+def dequantize(x, generator):
+    """uint8 values -> floats (x + u) / 256 with u ~ U[0, 1), each strictly inside its bin."""
+    ### BEGIN SOLUTION
+    u = torch.rand(x.shape, generator=generator).clamp(max=1 - 2**-16)   # keeps (255 + u)/256 below 1
+    return (x.float() + u) / 256
+    ### END SOLUTION
+
+
+# %%
+x = torch.arange(256, dtype=torch.uint8).repeat(2000)
+y = dequantize(x, torch.Generator().manual_seed(9))
+assert y.dtype == torch.float32 and y.shape == x.shape
+assert torch.equal(torch.floor(y * 256).long(), x.long()), "every y must stay in its own bin"
+assert y.max() < 1.0
+bin_means = y.reshape(2000, 256).mean(0) * 256 - torch.arange(256)
+print(f"mean offset of y inside its bin (should be 1/2): {bin_means.mean():.4f}")
+assert (bin_means - 0.5).abs().max() < 0.05, "u must be uniform on [0, 1)"
+### BEGIN HIDDEN TESTS
+a = dequantize(x, torch.Generator().manual_seed(1))
+b = dequantize(x, torch.Generator().manual_seed(1))
+assert torch.equal(a, b), "the noise must come from the generator passed in"
+assert y.reshape(2000, 256).std(0).mul(256).sub(1 / 12**0.5).abs().max() < 0.03
+### END HIDDEN TESTS
+print("Exercise 9.1: correct")
