@@ -39,6 +39,8 @@ SETTINGS = {
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
     "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false",
                                                                         "checkForUpdates": False},
+    # no autosave halfway through the run: the file on disk is the one the test saves at the end
+    "@jupyterlab/docmanager-extension/plugin.jupyterlab-settings": {"autosave": False},
 }
 
 
@@ -107,16 +109,17 @@ def wait_for_last_cell(page, timeout_s: int) -> list:
     pytest.fail(f"the chapter did not finish in {timeout_s} s; prompts: {texts}")
 
 
-def wait_for_saved(path: Path, n_code: int, timeout_s: int = 60) -> None:
-    """Wait until the file on disk holds the browser's run (every code cell has a count)."""
+def wait_for_saved(path: Path, prompts: list, timeout_s: int = 60) -> None:
+    """Wait until the file on disk holds what the page shows: as many executed code
+    cells as there are numbered prompts."""
+    executed = sum(t not in ("", "[ ]:", "[*]:") for t in prompts)
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         cells = json.loads(path.read_text())["cells"]
-        counts = [c["execution_count"] for c in cells if c["cell_type"] == "code"]
-        if len(counts) == n_code and any(counts):
+        if sum(bool(c.get("execution_count")) for c in cells if c["cell_type"] == "code") == executed:
             return
         time.sleep(0.5)
-    pytest.fail(f"JupyterLab did not save {path.name} within {timeout_s} s")
+    pytest.fail(f"JupyterLab did not save {path.name} with {executed} executed cells within {timeout_s} s")
 
 
 def check_saved_run(path: Path) -> None:
@@ -148,7 +151,7 @@ def test_chapter_runs_in_jupyterlab(lab):
             print(f"{CHAPTER}: Run All Cells finished in {time.time() - start:.0f} s")
             page.get_by_role("menuitem", name="File", exact=True).click()
             page.get_by_role("menuitem", name=re.compile(r"^Save( Notebook)?\b")).first.click()
-            wait_for_saved(lab["folder"] / f"{CHAPTER}.ipynb", len(prompts))
+            wait_for_saved(lab["folder"] / f"{CHAPTER}.ipynb", prompts)
             check_saved_run(lab["folder"] / f"{CHAPTER}.ipynb")
 
             figures = page.locator(".jp-OutputArea-output img")
