@@ -139,7 +139,7 @@ def test_chapter_runs_in_jupyterlab(lab):
     shot = SCREENSHOTS / f"{CHAPTER}.png"
     shot.unlink(missing_ok=True)
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox", "--disable-dev-shm-usage"])
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             page.goto(lab["url"])
