@@ -91,6 +91,7 @@ def lab(tmp_path_factory):
     yield dict(url=f"{base}/lab/tree/{CHAPTER}.ipynb?reset&token={token}", folder=folder)
     server.terminate()
     server.wait(timeout=30)
+    log.close()
 
 
 def wait_for_last_cell(page, timeout_s: int) -> list:

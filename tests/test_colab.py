@@ -1,5 +1,6 @@
 """Colab: every chapter opens there, and its first cell sets the book up as on Colab."""
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -68,7 +69,7 @@ def test_setup_cell_clones_installs_and_picks_the_profile_on_colab(tmp_path):
     cell = colab.setup_cell(repository=f"file://{ROOT}").replace(colab.CLONE, str(clone))
     (tmp_path / "cell.py").write_text(cell)
     (tmp_path / "driver.py").write_text(DRIVER)
-    env = {k: v for k, v in __import__("os").environ.items() if k != "ASVAE_PROFILE"}
+    env = {k: v for k, v in os.environ.items() if k != "ASVAE_PROFILE"}
     report = tmp_path / "pip-report.json"
     done = subprocess.run([sys.executable, str(tmp_path / "driver.py"), str(tmp_path / "cell.py"), str(report)],
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
