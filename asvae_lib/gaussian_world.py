@@ -270,6 +270,37 @@ class GaussianWorld(nn.Module):
         return x_half, z_half
 
 
+class _Conditional:
+    """One side of the world seen through the interface of ``models.GaussianConditional``."""
+
+    def __init__(self, sample, log_prob):
+        self.rsample, self.log_prob = sample, log_prob
+
+    def rsample_with_log_prob(self, c):
+        y = self.rsample(c)
+        return y, self.log_prob(y, c)
+
+    mean = None   # not needed by the objectives
+
+
+class WorldAsModel:
+    """The Gaussian world dressed as an ``models.ASVAE``, so that the library's objectives
+    (``objectives.generator_loss``, ``pathwise_surrogate``) run on it unchanged.
+
+    ``f``, ``h`` and ``g`` are any callables ``(x, z) -> logit``: the closed-form optima
+    of a frozen copy of the world (``frozen.f_star``, ...) or trained discriminators.
+    Gradients reach the world's parameters through the reparametrised samples only.
+    """
+
+    def __init__(self, world: "GaussianWorld", f, h, g=None, generator=None):
+        self.world, self.f, self.h, self.g, self.generator = world, f, h, g, generator
+        self.encoder = _Conditional(lambda x: world.encode(x, generator), world.encoder_log_prob)
+        self.decoder = _Conditional(lambda z: world.decode(z, generator), world.decoder_log_prob)
+
+    def sample_prior(self, n: int) -> torch.Tensor:
+        return self.world.sample_prior(n, self.generator)
+
+
 def ppca_maximum_likelihood(data_cov: torch.Tensor, K: int):
     """Tipping & Bishop's maximum-likelihood PPCA fit to covariance ``C``.
 

@@ -111,9 +111,11 @@ class BernoulliConditional(nn.Module):
 class ASVAE(nn.Module):
     """Encoder, decoder and the two joint discriminators of the paper."""
 
-    def __init__(self, encoder: nn.Module, decoder: nn.Module, f: nn.Module, h: nn.Module, z_dim: int):
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, f: nn.Module, h: nn.Module, z_dim: int,
+                 g: nn.Module | None = None):
         super().__init__()
         self.encoder, self.decoder, self.f, self.h, self.z_dim = encoder, decoder, f, h, z_dim
+        self.g = g   # optional ALI-type joint discriminator, for the book's "asvae-pathwise" only
 
     def sample_prior(self, n: int) -> torch.Tensor:
         """``z ~ p(z) = N(0, I)``."""
@@ -129,7 +131,7 @@ class ASVAE(nn.Module):
 
     def discriminator_parameters(self):
         """psi and psi': what (5) and (6) train."""
-        return list(self.f.parameters()) + list(self.h.parameters())
+        return [p for d in (self.f, self.h, self.g) if d is not None for p in d.parameters()]
 
     @torch.no_grad()
     def sample(self, n: int) -> torch.Tensor:
@@ -142,7 +144,8 @@ class ASVAE(nn.Module):
 
 
 def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_length: int = 0,
-              bernoulli: bool = False, dropout: float = 0.2, encoder_log_var_init: float = 0.0) -> ASVAE:
+              bernoulli: bool = False, dropout: float = 0.2, encoder_log_var_init: float = 0.0,
+              disc_hidden: int | None = None, joint_discriminator: bool = False) -> ASVAE:
     """The fully connected AS-VAE used on 2-D data and MNIST, Xavier-initialised.
 
     Discriminators get ``dropout`` (the paper's only regulariser); encoder and
@@ -150,19 +153,26 @@ def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_le
     encoder's log-variance output (0, Xavier's zero bias, by default): a negative
     value starts ``q_phi(z|x)`` narrow, so codes carry information from the first
     step (chapter 6: on isotropic 2-D mixtures a VAE started at 0 stays in the
-    collapsed optimum that ignores z).
+    collapsed optimum that ignores z). ``disc_hidden`` (default ``hidden``) sizes the
+    discriminators alone. ``joint_discriminator`` adds a third discriminator ``g`` on
+    ALI's pairs (3), which the book's ``asvae-pathwise`` needs; it is initialised after
+    the rest, so the other networks start the same with or without it.
     """
+    disc_hidden = disc_hidden or hidden
     encoder = GaussianConditional(mlp(x_dim, 2 * z_dim, hidden, depth), z_dim, flow_length)
     if bernoulli:
         decoder = BernoulliConditional(mlp(z_dim, x_dim, hidden, depth))
     else:
         decoder = GaussianConditional(mlp(z_dim, 2 * x_dim, hidden, depth), x_dim, flow_length)
-    f = MLPDiscriminator(x_dim + z_dim, hidden, depth, dropout)
-    h = MLPDiscriminator(x_dim + z_dim, hidden, depth, dropout)
+    f = MLPDiscriminator(x_dim + z_dim, disc_hidden, depth, dropout)
+    h = MLPDiscriminator(x_dim + z_dim, disc_hidden, depth, dropout)
     model = ASVAE(encoder, decoder, f, h, z_dim)
     xavier_init(model)
     with torch.no_grad():
         encoder.net[-1].bias[z_dim:] = encoder_log_var_init
+    if joint_discriminator:
+        model.g = MLPDiscriminator(x_dim + z_dim, disc_hidden, depth, dropout)
+        xavier_init(model.g)
     return model
 
 

@@ -6,7 +6,14 @@
   of the reparametrised cumulative bound (11), with the discriminators of (5)
   and (6). ``kl_weight`` is the weight of the ELBO's ``KL(q_phi(z|x) || p(z))`` on
   the x-side, which the paper's text leaves uncertain (1: the x-half is ``L_x``
-  at the optimal ``f``; 0: the paper's letter) -- see chapter 4.
+  at the optimal ``f``; 0: the literal "log p_theta(x|z) - f") -- see chapter 4.
+  ``rec_z_to_decoder=False`` stops the z-side reconstruction ``log q_phi(z|x_eps)``
+  from training the decoder (an ablation of chapter 6).
+* ``"asvae-pathwise"``: NOT the paper's objective, the book's own variant (chapter 4
+  derives it). A surrogate whose gradient, at the optimal discriminators, is the
+  exact gradient of the symmetric bound ``L_x + L_z`` (8)+(9): the marginal terms
+  reach the networks through generated samples, with a third, ALI-type joint
+  discriminator ``g`` for the decoder's side (:func:`pathwise_surrogate`).
 
 The game (12) alternates :func:`discriminator_loss` (for psi, psi') and
 :func:`generator_loss` (for theta, phi).
@@ -19,7 +26,8 @@ import torch.nn.functional as F
 from . import pairs
 from .density_ratio import logistic_objective
 
-METHODS = ("vae", "ali", "asvae-r", "asvae-g", "asvae")
+METHODS = ("vae", "ali", "asvae-r", "asvae-g", "asvae", "asvae-pathwise")
+EXP_CLIP = 4.0   # exp(f) is continued linearly above exp(4) = 55 (see clipped_exp)
 
 
 def check_method(method: str) -> str:
@@ -31,7 +39,8 @@ def check_method(method: str) -> str:
 def _schemes(method: str):
     """(discriminator, pair sampler) couples a method trains."""
     return {"vae": [], "ali": [("f", pairs.ali_pairs)], "asvae-r": [("f", pairs.f_pairs)],
-            "asvae-g": [("h", pairs.h_pairs)], "asvae": [("f", pairs.f_pairs), ("h", pairs.h_pairs)]}[method]
+            "asvae-g": [("h", pairs.h_pairs)], "asvae": [("f", pairs.f_pairs), ("h", pairs.h_pairs)],
+            "asvae-pathwise": [("f", pairs.f_pairs), ("h", pairs.h_pairs), ("g", pairs.ali_pairs)]}[method]
 
 
 def discriminator_loss(model, x: torch.Tensor, method: str) -> dict:
@@ -41,7 +50,10 @@ def discriminator_loss(model, x: torch.Tensor, method: str) -> dict:
     for name, scheme in _schemes(check_method(method)):
         with torch.no_grad():
             pos, neg = scheme(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
-        disc = getattr(model, name)
+        disc = getattr(model, name, None)
+        if disc is None:
+            raise ValueError(f"{method!r} needs a joint discriminator {name!r}: build the model with "
+                             f"joint_discriminator=True (models.mlp_asvae)")
         losses[f"loss_{name}"] = -logistic_objective(disc(*pos), disc(*neg))
     return losses
 
@@ -62,11 +74,49 @@ def x_half(model, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
     return value.mean()
 
 
-def z_half(model, n: int) -> torch.Tensor:
-    """``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]`` with ``x_eps`` the decoder's reparametrised draw."""
+def z_half(model, n: int, rec_z_to_decoder: bool = True) -> torch.Tensor:
+    """``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]`` with ``x_eps`` the decoder's reparametrised draw.
+    With ``rec_z_to_decoder=False`` the reconstruction term sees ``x_eps`` detached: it trains
+    the encoder only, and the decoder is moved by the ``h``-term alone."""
     z = model.sample_prior(n)
     x = model.decoder.rsample(z)
-    return (model.encoder.log_prob(z, x) - model.h(x, z)).mean()
+    x_rec = x if rec_z_to_decoder else x.detach()
+    return (model.encoder.log_prob(z, x_rec) - model.h(x, z)).mean()
+
+
+def clipped_exp(t: torch.Tensor, clip: float = EXP_CLIP) -> torch.Tensor:
+    """``exp(t)`` up to ``t = clip``, continued by its tangent line above it, so that a
+    discriminator's occasional large logit cannot blow up the surrogate's gradient."""
+    return torch.where(t <= clip, t.clamp(max=clip).exp(), math.exp(clip) * (1 + t - clip))
+
+
+def pathwise_surrogate(model, x: torch.Tensor, clip: float = EXP_CLIP) -> torch.Tensor:
+    """The book's gradient-correct surrogate of ``L_x + L_z`` (chapter 4; not the paper's (11)).
+
+    With the discriminators frozen (their parameters are not stepped by this loss) and
+    ``x_eps``, ``z_eps`` reparametrised draws of the decoder and the encoder::
+
+        ELBO(x)                                        # (1): gradient of L_VAE
+        + E_p log q_phi(z | stopgrad x_eps)             # the phi-part of -KL(p_theta(x,z) || q_phi(x,z))
+        + E g(x_eps, z)                                 # its theta-part: g* = log q_phi(x,z) - log p_theta(x,z)
+        + E exp f(x_eps, .)                             # -KL(q(x) || p_theta(x)) in theta, f* = log q/p_theta
+        + E exp h(., z_eps)                             # E_p log q_phi(z) in phi, h* = log p(z)/q_phi(z)
+
+    Each line's gradient equals the exact gradient of the term it stands for when the
+    discriminator is optimal (``grad E_q log p_theta = grad E exp f*(x_eps)`` because
+    ``q / p_theta = exp f*``; likewise for ``h``; and a reparametrised joint's KL has the
+    pathwise gradient of minus its log ratio). The exponentials use :func:`clipped_exp`.
+    """
+    n = len(x)
+    z = model.sample_prior(n)
+    x_fake = model.decoder.rsample(z)                  # x_eps, carries the decoder's gradient
+    z_real = model.encoder.rsample(x)                  # z_eps, carries the encoder's gradient
+    value = elbo(model, x)
+    value = value + model.encoder.log_prob(z, x_fake.detach()).mean()
+    value = value + model.g(x_fake, z).mean()
+    value = value + clipped_exp(model.f(x_fake, model.encoder.rsample(x_fake).detach()), clip).mean()
+    value = value + clipped_exp(model.h(model.decoder.rsample(z_real).detach(), z_real), clip).mean()
+    return value
 
 
 def elbo(model, x: torch.Tensor) -> torch.Tensor:
@@ -76,11 +126,16 @@ def elbo(model, x: torch.Tensor) -> torch.Tensor:
     return (model.decoder.log_prob(x, z) + log_prior - log_q).mean()
 
 
-def generator_loss(model, x: torch.Tensor, method: str, kl_weight: float = 1.0) -> torch.Tensor:
-    """The loss theta and phi minimise at one step of the game (12)."""
+def generator_loss(model, x: torch.Tensor, method: str, kl_weight: float = 1.0,
+                   rec_z_to_decoder: bool = True) -> torch.Tensor:
+    """The loss theta and phi minimise at one step of the game (12): minus (1), ALI's
+    swapped-label loss, minus (11) (its x-half, z-half or both), or minus the book's
+    pathwise surrogate."""
     check_method(method)
     if method == "vae":
         return -elbo(model, x)
+    if method == "asvae-pathwise":
+        return -pathwise_surrogate(model, x)
     if method == "ali":
         # the encoder and decoder fool ALI's discriminator: swapped labels (non-saturating form)
         (xq, zq), (xp, zp) = pairs.ali_pairs(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
@@ -89,7 +144,7 @@ def generator_loss(model, x: torch.Tensor, method: str, kl_weight: float = 1.0) 
     if method in ("asvae-r", "asvae"):
         value = value + x_half(model, x, kl_weight)
     if method in ("asvae-g", "asvae"):
-        value = value + z_half(model, len(x))
+        value = value + z_half(model, len(x), rec_z_to_decoder)
     return -value
 
 

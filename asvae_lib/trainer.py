@@ -37,10 +37,14 @@ from . import objectives
 class TrainConfig:
     method: str = "asvae"        # vae | ali | asvae-r | asvae-g | asvae
     kl_weight: float = 1.0       # x-side ELBO KL weight (uncertain in the paper; chapter 4)
+    rec_z_to_decoder: bool = True  # False: the z-side reconstruction term does not train the decoder
     lr: float = 1e-4             # the paper's Adam learning rate
+    disc_lr: float | None = None  # the discriminators' learning rate (None: lr)
+    beta1: float = 0.9           # Adam's first-moment decay (ALI's authors use 0.5)
     batch_size: int = 128
     max_steps: int = 1000
-    disc_steps: int = 1          # discriminator steps per encoder/decoder step
+    disc_steps: int = 1          # discriminator steps per step of the game
+    gen_steps: int = 1           # encoder/decoder steps per step of the game (ALICE's toy code: 5)
     eval_every: int = 100
     checkpoint_every: int = 100
     patience: int = 0            # evaluations without improvement before stopping; 0: never stop early
@@ -83,8 +87,10 @@ class Trainer:
         self.model = model.to(self.device)
         self.train_x, self.val_x, self.transform = train_x, val_x.to(self.device), transform
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.opt_gen = torch.optim.Adam(self.model.generator_parameters(), lr=config.lr)
-        self.opt_disc = torch.optim.Adam(self.model.discriminator_parameters(), lr=config.lr)
+        betas = (config.beta1, 0.999)
+        self.opt_gen = torch.optim.Adam(self.model.generator_parameters(), lr=config.lr, betas=betas)
+        self.opt_disc = torch.optim.Adam(self.model.discriminator_parameters(), lr=config.disc_lr or config.lr,
+                                         betas=betas)
         self.step, self.history, self.evals = 0, [], []
         self.best, self.bad_evals, self.stopped_early = math.inf, 0, False
         self.seconds, self.stop_reason = 0.0, None   # training time (evaluation excluded), why fit() ended
@@ -143,9 +149,10 @@ class Trainer:
                 losses = objectives.discriminator_loss(m, x, method)
             self._apply(sum(losses.values()), self.opt_disc, m.discriminator_parameters(), "the discriminator loss")
             record.update({k: v.item() for k, v in losses.items()})
-        with self._autocast():
-            loss = objectives.generator_loss(m, x, method, self.config.kl_weight)
-        self._apply(loss, self.opt_gen, m.generator_parameters(), "the encoder/decoder loss")
+        for _ in range(self.config.gen_steps):
+            with self._autocast():
+                loss = objectives.generator_loss(m, x, method, self.config.kl_weight, self.config.rec_z_to_decoder)
+            self._apply(loss, self.opt_gen, m.generator_parameters(), "the encoder/decoder loss")
         record["loss_gen"] = loss.item()
         return record
 

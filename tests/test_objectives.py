@@ -109,7 +109,7 @@ def test_pair_schemes_put_the_right_variables_together():
 @pytest.mark.parametrize("method", objectives.METHODS)
 def test_every_method_gives_finite_losses_with_flows(method):
     torch.manual_seed(0)
-    model = mlp_asvae(3, 2, hidden=16, flow_length=3)
+    model = mlp_asvae(3, 2, hidden=16, flow_length=3, joint_discriminator=method == "asvae-pathwise")
     x = torch.randn(8, 3)
     loss = objectives.generator_loss(model, x, method)
     loss.backward()
@@ -120,3 +120,43 @@ def test_every_method_gives_finite_losses_with_flows(method):
 def test_unknown_method_is_refused():
     with pytest.raises(ValueError, match="asvae-r"):
         objectives.check_method("asvae-x")
+
+
+def test_pathwise_method_without_joint_discriminator_says_what_to_do():
+    model = mlp_asvae(2, 2, hidden=8)
+    with pytest.raises(ValueError, match="joint_discriminator=True"):
+        objectives.discriminator_loss(model, torch.randn(4, 2), "asvae-pathwise")
+
+
+def test_joint_discriminator_leaves_the_other_networks_unchanged():
+    torch.manual_seed(3)
+    plain = mlp_asvae(2, 2, hidden=8)
+    torch.manual_seed(3)
+    with_g = mlp_asvae(2, 2, hidden=8, joint_discriminator=True)
+    for name, p in plain.state_dict().items():
+        assert torch.equal(p, with_g.state_dict()[name]), name
+    assert len(with_g.discriminator_parameters()) == 1.5 * len(plain.discriminator_parameters())
+
+
+def test_clipped_exp_is_exp_below_the_clip_and_its_tangent_above():
+    t = torch.tensor([-3.0, 0.0, 3.5, 6.0], requires_grad=True)
+    y = objectives.clipped_exp(t, clip=4.0)
+    y.sum().backward()
+    e4 = torch.exp(torch.tensor(4.0))
+    torch.testing.assert_close(y.detach(), torch.stack([t[0].exp(), t[1].exp(), t[2].exp(), 3 * e4]).detach())
+    torch.testing.assert_close(t.grad, torch.stack([t[0].exp(), t[1].exp(), t[2].exp(), e4]).detach())
+
+
+def test_rec_z_to_decoder_false_removes_only_the_reconstruction_gradient_to_the_decoder():
+    torch.manual_seed(0)
+    model = mlp_asvae(2, 2, hidden=8)
+    x = torch.randn(16, 2)
+    grads = {}
+    for flag in (True, False):
+        model.zero_grad()
+        torch.manual_seed(1)
+        objectives.z_half(model, 16, rec_z_to_decoder=flag).backward()
+        grads[flag] = ([p.grad.clone() for p in model.decoder.parameters()],
+                       [p.grad.clone() for p in model.encoder.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(grads[True][1], grads[False][1]))      # encoder: same
+    assert not all(torch.equal(a, b) for a, b in zip(grads[True][0], grads[False][0]))  # decoder: differs

@@ -1,0 +1,199 @@
+"""The 2-D experiments of chapter 6: which settings, one run, and the result files.
+
+Every configuration trains the same small networks (``mlp_asvae(2, 2, hidden=64)``,
+a narrow encoder start) on a many-mode mixture, and is scored at several points of
+training, so a reader sees whether it had flattened out:
+
+* ``DATASETS``: the 5 x 5 grid and the ring of 8 Gaussians;
+* ``CONFIGS``: the paper's methods, both readings of the x-side KL, the book's
+  ``asvae-pathwise`` variant (not the paper's), ALI with its authors' toy settings,
+  and the ablations of AS-VAE (discriminator steps, capacity, learning rate, the
+  z-side reconstruction's pull on the decoder);
+* :func:`run` trains one (dataset, configuration, seed) and returns a record;
+  :func:`save` / :func:`load` keep records as ``results/toy2d/<dataset>/<config>-seed<k>.json``
+  with settings, provenance and the evaluation history;
+* ``python -m asvae_lib.toy2d --dataset grid --configs vae asvae --seeds 0 1 2 3 4``
+  runs a sweep, skipping records already on disk (so an interrupted sweep resumes),
+  ``--jobs 2`` in parallel processes.
+"""
+import argparse
+import json
+import multiprocessing
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from .metrics2d import (grid_centres, mmd_rbf, mode_coverage, moment_kl_to_standard, reconstruction_error,
+                        ring_centres, sample_mixture)
+from .models import mlp_asvae
+from .objectives import elbo
+from .trainer import TrainConfig, Trainer
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "results" / "toy2d"
+STD = 0.05
+DATASETS = {"grid": lambda: grid_centres(5, spacing=1.0), "ring": lambda: ring_centres(8, radius=2.0)}
+N_TRAIN, N_VAL, N_GEN = 5000, 1000, 5000
+HIDDEN, BATCH, INIT = 64, 256, -5.0
+STEPS, LR = 12000, 1e-3
+MARKS = (500, 1000, 2000, 4000, 8000, 12000)        # steps at which a run is scored
+
+_ADAM_ALI = {"beta1": 0.5}                      # ALICE's toy code: Adam(1e-3, beta1=0.5)
+CONFIGS = {
+    "vae": {"method": "vae"},
+    "ali": {"method": "ali", **_ADAM_ALI, "gen_steps": 5},          # and 5 generator steps per discriminator step
+    "asvae-r": {"method": "asvae-r"},
+    "asvae-g": {"method": "asvae-g"},
+    "asvae": {"method": "asvae"},
+    "asvae, kl_weight=0": {"method": "asvae", "kl_weight": 0.0},
+    "asvae-pathwise": {"method": "asvae-pathwise"},
+    # ablations of AS-VAE (kl_weight 1)
+    "asvae, 5 disc steps": {"method": "asvae", "disc_steps": 5},
+    "asvae, disc hidden 256": {"method": "asvae", "disc_hidden": 256},
+    "asvae, disc lr x3": {"method": "asvae", "disc_lr": 3 * LR},
+    "asvae, ALI's Adam": {"method": "asvae", **_ADAM_ALI},
+    "asvae, rec_z not to decoder": {"method": "asvae", "rec_z_to_decoder": False},
+    "asvae-pathwise, 5 disc steps": {"method": "asvae-pathwise", "disc_steps": 5},
+}
+MAIN = ("vae", "ali", "asvae-r", "asvae-g", "asvae", "asvae, kl_weight=0", "asvae-pathwise")
+_MODEL_KEYS = ("disc_hidden",)
+
+
+def data(dataset: str):
+    """(centres, train x, validation x, validation labels): fixed draws, the same for every run."""
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown data set {dataset!r}; choose one of {sorted(DATASETS)}")
+    centres = DATASETS[dataset]()
+    g = torch.Generator().manual_seed(0)
+    train_x, _ = sample_mixture(centres, STD, N_TRAIN, g)
+    val_x, val_label = sample_mixture(centres, STD, N_VAL, g)
+    return centres, train_x, val_x, val_label
+
+
+def build(config: dict, seed: int):
+    """The networks every configuration shares (only the discriminators' width may differ)."""
+    torch.manual_seed(seed)
+    return mlp_asvae(2, 2, hidden=HIDDEN, depth=2, encoder_log_var_init=INIT, disc_hidden=config.get("disc_hidden"),
+                     joint_discriminator=config["method"] == "asvae-pathwise")
+
+
+@torch.no_grad()
+def measure(model, centres, val_x) -> dict:
+    """Generation, reconstruction and inference measures of chapter 6, on fixed random draws."""
+    model.eval()
+    torch.manual_seed(12345)
+    samples = model.sample(N_GEN)
+    draws = model.decoder.rsample(model.sample_prior(N_GEN))
+    cov, cov_draw = mode_coverage(samples, centres, STD), mode_coverage(draws, centres, STD)
+    z_val = model.encoder.rsample(val_x)
+    out = {"modes": cov["modes"], "good": cov["good"], "good (draws)": cov_draw["good"],
+           "rec. error": reconstruction_error(val_x, model.reconstruct(val_x)),
+           "moment KL": moment_kl_to_standard(z_val), "MMD^2": mmd_rbf(z_val, torch.randn(len(z_val), 2)),
+           "enc. std": (0.5 * model.encoder.base(val_x)[1]).exp().mean().item(),
+           "ELBO": elbo(model, val_x).item()}
+    model.train()
+    return out
+
+
+def provenance() -> dict:
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    return {"device": f"cpu ({platform.processor() or platform.machine()})", "torch": torch.__version__,
+            "python": platform.python_version(), "commit": commit, "threads": torch.get_num_threads()}
+
+
+def run(dataset: str, name: str, seed: int, steps: int = STEPS, marks=MARKS, progress: bool = False) -> dict:
+    """Train configuration ``name`` on ``dataset`` with ``seed`` for ``steps`` steps; score it at ``marks``."""
+    config = CONFIGS[name]
+    centres, train_x, val_x, _ = data(dataset)
+    model = build(config, seed)
+    settings = {k: v for k, v in config.items() if k not in _MODEL_KEYS}
+    cfg = TrainConfig(lr=LR, batch_size=BATCH, max_steps=0, eval_every=250, seed=seed, device="cpu", **settings)
+    trainer = Trainer(model, cfg, train_x, val_x, progress=progress)
+    start, curve = time.time(), []
+    for mark in [m for m in marks if m < steps] + [steps]:
+        trainer.config.max_steps = mark
+        trainer.fit()
+        curve.append({"step": mark, **measure(trainer.model, centres, val_x)})
+    last = trainer.history[-50:]
+    disc = {k: sum(r[k] for r in last) / len(last) for k in last[0] if k.startswith("loss_") and k != "loss_gen"}
+    return {"dataset": dataset, "config": name, "seed": seed, "settings": {**config, "lr": LR, "batch_size": BATCH,
+            "hidden": HIDDEN, "encoder_log_var_init": INIT, "steps": steps, "n_train": N_TRAIN},
+            "final": curve[-1], "curve": curve, "evals": trainer.evals,
+            "discriminator_loss_last50": disc, "seconds": time.time() - start, **provenance()}
+
+
+def path(dataset: str, name: str, seed: int, root: Path = RESULTS) -> Path:
+    slug = "".join(c if c.isalnum() or c == "-" else "_" for c in name)
+    return Path(root) / dataset / f"{slug}-seed{seed}.json"
+
+
+def save(record: dict, root: Path = RESULTS) -> Path:
+    out = path(record["dataset"], record["config"], record["seed"], root)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=1))
+    tmp.replace(out)
+    return out
+
+
+def load(dataset: str, root: Path = RESULTS) -> dict:
+    """``{(config, seed): record}`` for every stored run on ``dataset``."""
+    records = [json.loads(p.read_text()) for p in sorted((Path(root) / dataset).glob("*.json"))]
+    return {(r["config"], r["seed"]): r for r in records}
+
+
+def summary(records: dict, name: str, key: str) -> tuple:
+    """(median, min, max) of a final measure over the seeds of one configuration."""
+    values = torch.tensor([float(r["final"][key]) for (c, _), r in records.items() if c == name])
+    if not len(values):
+        raise KeyError(f"no stored runs of {name!r}: run python -m asvae_lib.toy2d first")
+    return values.median().item(), values.min().item(), values.max().item()
+
+
+def _job(args):
+    dataset, name, seed, steps, root = args
+    torch.set_num_threads(1)
+    record = run(dataset, name, seed, steps)
+    save(record, root)
+    f = record["final"]
+    return f"{dataset:5s} {name:30s} seed {seed}: modes {f['modes']:2d} good {f['good']:.3f} " \
+           f"rec {f['rec. error']:.4f} ({record['seconds']:.0f} s)"
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m asvae_lib.toy2d", description=__doc__.split("\n\n")[0])
+    p.add_argument("--dataset", nargs="+", default=["grid"], choices=sorted(DATASETS))
+    p.add_argument("--configs", nargs="+", default=list(MAIN), help=f"names from {list(CONFIGS)}, or 'all'")
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--steps", type=int, default=STEPS)
+    p.add_argument("--jobs", type=int, default=1)
+    p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--redo", action="store_true", help="run again even where a record exists")
+    args = p.parse_args(argv)
+    names = list(CONFIGS) if args.configs == ["all"] else args.configs
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown:
+        p.error(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
+    todo = [(d, n, s, args.steps, Path(args.out)) for d in args.dataset for n in names for s in args.seeds
+            if args.redo or not path(d, n, s, args.out).exists()]
+    print(f"{len(todo)} runs to do", flush=True)
+    if args.jobs > 1:
+        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+            for line in pool.imap_unordered(_job, todo):
+                print(line, flush=True)
+    else:
+        for job in todo:
+            print(_job(job), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
