@@ -150,7 +150,6 @@ def test_clipped_exp_is_exp_below_the_clip_and_its_tangent_above():
 def test_rec_z_to_decoder_false_removes_only_the_reconstruction_gradient_to_the_decoder():
     torch.manual_seed(0)
     model = mlp_asvae(2, 2, hidden=8)
-    x = torch.randn(16, 2)
     grads = {}
     for flag in (True, False):
         model.zero_grad()

@@ -1,0 +1,55 @@
+"""The 2-D sweep of chapter 6: runs are deterministic, records and weights round-trip, the bar is applied."""
+import pytest
+import torch
+
+from asvae_lib import toy2d
+
+
+def test_a_run_is_deterministic_and_its_record_and_weights_round_trip(tmp_path):
+    a = toy2d.run("ring", "asvae", seed=1, steps=30, marks=(10,), keep_model=True)
+    b = toy2d.run("ring", "asvae", seed=1, steps=30, marks=(10,))
+    assert [c["step"] for c in a["curve"]] == [10, 30]
+    assert a["final"] == b["final"] and a["curve"] == b["curve"]
+    assert a["settings"]["method"] == "asvae" and a["settings"]["steps"] == 30 and a["torch"] == torch.__version__
+    toy2d.save(a, tmp_path)
+    stored = toy2d.load("ring", tmp_path)[("asvae", 1)]
+    assert stored["final"] == a["final"] and "model" not in stored
+    model = toy2d.load_model("ring", "asvae", 1, tmp_path)
+    for name, p in a["model"].state_dict().items():
+        assert torch.equal(p, model.state_dict()[name]), name
+
+
+def test_where_a_run_is_scored_is_part_of_its_protocol():
+    """measure() re-seeds the global generator, so the same run scored at other steps differs."""
+    a = toy2d.run("grid", "vae", seed=0, steps=40, marks=(20,))
+    b = toy2d.run("grid", "vae", seed=0, steps=40, marks=(10,))
+    assert a["final"] != b["final"]
+
+
+def test_missing_weights_say_how_to_make_them(tmp_path):
+    with pytest.raises(FileNotFoundError, match="python -m asvae_lib.toy2d"):
+        toy2d.load_model("grid", "vae", 0, tmp_path)
+
+
+def test_unknown_data_set_and_configuration_are_refused(capsys):
+    with pytest.raises(ValueError, match="grid"):
+        toy2d.data("moons")
+    with pytest.raises(SystemExit):
+        toy2d.main(["--configs", "asvae-x"])
+    assert "unknown configuration" in capsys.readouterr().err
+
+
+def _record(config, seed, modes, good, rec):
+    return {"config": config, "seed": seed, "final": {"modes": modes, "good": good, "rec. error": rec}}
+
+
+def test_the_bar_for_works_needs_all_three_criteria():
+    vae = _record("vae", 0, 12, 0.2, 0.05)
+    assert toy2d.works(_record("asvae", 0, 20, 0.5, 0.04), vae, 25)
+    assert not toy2d.works(_record("asvae", 0, 19, 0.9, 0.01), vae, 25)      # too few modes
+    assert not toy2d.works(_record("asvae", 0, 25, 0.49, 0.01), vae, 25)     # too few good samples
+    assert not toy2d.works(_record("asvae", 0, 25, 0.9, 0.05), vae, 25)      # reconstructs no better
+    records = {("vae", s): _record("vae", s, 12, 0.2, 0.05) for s in range(5)}
+    records.update({("asvae", s): _record("asvae", s, 22, 0.6, 0.01 if s < 3 else 0.1) for s in range(5)})
+    assert toy2d.seeds_that_work(records, "asvae", 25) == [0, 1, 2]
+    assert toy2d.summary(records, "asvae", "modes") == (22.0, 22.0, 22.0)
