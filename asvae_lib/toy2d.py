@@ -18,6 +18,7 @@ training, so a reader sees whether it had flattened out:
 """
 import argparse
 import json
+import math
 import multiprocessing
 import platform
 import subprocess
@@ -38,7 +39,7 @@ from .metrics2d import (
 )
 from .models import mlp_asvae
 from .objectives import elbo
-from .trainer import TrainConfig, Trainer
+from .trainer import TrainConfig, Trainer, TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "toy2d"
@@ -110,7 +111,8 @@ def measure(model, centres, val_x) -> dict:
            "enc. std": (0.5 * model.encoder.base(val_x)[1]).exp().mean().item(),
            "ELBO": elbo(model, val_x).item()}
     model.train()
-    return out
+    worst = {"ELBO": -math.inf}                # a diverged model's NaNs count as the worst value
+    return {k: v if math.isfinite(v) else worst.get(k, math.inf) for k, v in out.items()}
 
 
 def provenance() -> dict:
@@ -133,16 +135,22 @@ def run(dataset: str, name: str, seed: int, steps: int = STEPS, marks=MARKS, pro
     settings = {k: v for k, v in config.items() if k not in _MODEL_KEYS}
     cfg = TrainConfig(lr=LR, batch_size=BATCH, max_steps=0, eval_every=250, seed=seed, device="cpu", **settings)
     trainer = Trainer(model, cfg, train_x, val_x, progress=progress)
-    start, curve = time.time(), []
+    start, curve, diverged = time.time(), [], None
     for mark in [m for m in marks if m < steps] + [steps]:
         trainer.config.max_steps = mark
-        trainer.fit()
+        try:
+            trainer.fit()
+        except TrainingDiverged as error:          # a failed run is a result too: scored where it stopped
+            diverged = {"step": trainer.step, "message": str(error).split(";")[0]}
+            curve.append({"step": trainer.step, **measure(trainer.model, centres, val_x)})
+            break
         curve.append({"step": mark, **measure(trainer.model, centres, val_x)})
     last = trainer.history[-50:]
-    disc = {k: sum(r[k] for r in last) / len(last) for k in last[0] if k.startswith("loss_") and k != "loss_gen"}
+    disc = {k: sum(r.get(k, math.nan) for r in last) / len(last) for k in last[0]
+            if k.startswith("loss_") and k != "loss_gen"}
     return {"dataset": dataset, "config": name, "seed": seed, "settings": {**config, "lr": LR, "batch_size": BATCH,
             "hidden": HIDDEN, "encoder_log_var_init": INIT, "steps": steps, "n_train": N_TRAIN},
-            "final": curve[-1], "curve": curve, "evals": trainer.evals,
+            "final": curve[-1], "curve": curve, "evals": trainer.evals, "diverged": diverged,
             "discriminator_loss_last50": disc, "seconds": time.time() - start, **provenance(),
             **({"model": trainer.model} if keep_model else {})}
 

@@ -273,7 +273,7 @@ print(f"reverse KL: ML {ml['KL(p_theta||q)']:.4f} -> AS-VAE {asvae['KL(p_theta||
       f"forward KL: ML {ml['KL(q||p_theta)']:.4f} -> AS-VAE {asvae['KL(q||p_theta)']:.4f}")
 
 # %% [markdown]
-# The difference is small in this world (a few hundredths of a nat) but its
+# The difference is small in this world (a few thousandths of a nat, printed above) but its
 # direction is the paper's point, made measurable: against maximum likelihood,
 # the symmetric optimum gives up a little $\mathrm{KL}(q\|p_\theta)$ to reduce
 # $\mathrm{KL}(p_\theta\|q)$, the divergence that punishes model mass where there

@@ -53,3 +53,18 @@ def test_the_bar_for_works_needs_all_three_criteria():
     records.update({("asvae", s): _record("asvae", s, 22, 0.6, 0.01 if s < 3 else 0.1) for s in range(5)})
     assert toy2d.seeds_that_work(records, "asvae", 25) == [0, 1, 2]
     assert toy2d.summary(records, "asvae", "modes") == (22.0, 22.0, 22.0)
+
+
+def test_a_diverged_run_is_recorded_where_it_stopped(monkeypatch):
+    from asvae_lib.trainer import Trainer, TrainingDiverged
+    step = Trainer.train_step
+
+    def failing(self, x):
+        if self.step == 15:
+            raise TrainingDiverged("step 15: the encoder/decoder loss became nan (vae); no checkpoint")
+        return step(self, x)
+
+    monkeypatch.setattr(Trainer, "train_step", failing)
+    record = toy2d.run("grid", "vae", seed=0, steps=30, marks=(10,))
+    assert record["diverged"] == {"step": 15, "message": "step 15: the encoder/decoder loss became nan (vae)"}
+    assert [c["step"] for c in record["curve"]] == [10, 15] and record["final"]["step"] == 15
