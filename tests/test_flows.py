@@ -179,14 +179,17 @@ def test_inverse_gradients_match_reference():
         torch.testing.assert_close(g, g_ref, atol=1e-8, rtol=1e-8)
 
 
-def test_solve_alpha_reaches_rounding_on_a_grid():
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_solve_alpha_reaches_rounding_on_a_grid(dtype):
     """Six Newton steps from the bracket: backward error |g(alpha) - t| within a few
-    rounding units of the terms' size, for c from -1 + 1e-12 to 1e8 and t from 0 to 1e9."""
-    c = torch.cat([-1 + torch.logspace(-12, 0, 40)[:-1], torch.zeros(1), torch.logspace(-6, 8, 150)]).double()
-    t = torch.cat([torch.zeros(1), torch.logspace(-14, 9, 400)]).double()
-    c, t = (v.reshape(-1) for v in torch.meshgrid(c, t, indexing="ij"))
+    rounding units of the terms' size, for c from -1 (exactly: the map is flat at 0)
+    through -1 + 1e-12 to 1e8 and t from 0 to 1e9."""
+    c = torch.cat([-1 + torch.logspace(-12, 0, 40)[:-1], torch.tensor([-1.0, 0.0]), torch.logspace(-6, 8, 150)])
+    t = torch.cat([torch.zeros(1), torch.logspace(-14, 9, 400)])
+    c, t = (v.reshape(-1).to(dtype) for v in torch.meshgrid(c, t, indexing="ij"))
     for sign in (1, -1):
-        alpha = solve_alpha(sign * t, c)
-        g = alpha + c * torch.tanh(alpha)
-        scale = alpha.abs() + (c * torch.tanh(alpha)).abs() + t
-        assert ((g - sign * t).abs() <= 4 * torch.finfo(torch.float64).eps * scale).all()
+        alpha = solve_alpha(sign * t, c).double()
+        c64, t64 = c.double(), t.double()
+        g = alpha + c64 * torch.tanh(alpha)
+        scale = alpha.abs() + (c64 * torch.tanh(alpha)).abs() + t64
+        assert ((g - sign * t64).abs() <= 4 * torch.finfo(dtype).eps * scale).all()
