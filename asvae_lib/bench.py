@@ -5,12 +5,17 @@ For the networks of the full profile (MNIST: MLP with an 80-layer planar flow;
 
 * images per second of one training step of each method, on the same networks
   and batch (the AS-VAE step also trains two discriminators and inverts the
-  encoder's flow, so the ratio AS-VAE / VAE is the figure that matters);
+  encoder's flow, so the ratio AS-VAE / VAE is the figure that matters), at the
+  profile's batch (100) and at a larger one (1000), since a small batch on a GPU
+  measures kernel launches more than arithmetic;
+* for networks with a flow (MNIST), the same steps with the plain layer-by-layer
+  flow (:class:`~asvae_lib.flows.ReferencePlanarFlow`, inverted by bisection), so
+  the fast flow's speed-up is measured in the same run on the same machine;
 * images per second of sampling (prior draw + decoder mean);
 * peak memory (GPU: ``torch.cuda.max_memory_allocated`` per method; CPU: the
   process's peak resident set, which only grows).
 
-    python -m asvae_lib.bench [--profile full] [--steps 20] [--out results/]
+    python -m asvae_lib.bench [--profile full] [--steps 20] [--batches 100 1000] [--out results/]
 """
 import argparse
 import json
@@ -21,8 +26,9 @@ from pathlib import Path
 
 import torch
 
+from .flows import PlanarFlow, ReferencePlanarFlow
 from .train import REPO, build_model, experiment, provenance
-from .trainer import Trainer, TrainConfig, pick_device
+from .trainer import TrainConfig, Trainer, pick_device
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
@@ -44,14 +50,28 @@ def seconds_per_call(fn, repeats: int, device, warmup: int = 3) -> float:
     return (time.perf_counter() - start) / repeats
 
 
-def step_throughput(dataset: str, method: str, profile: str, steps: int, device: torch.device) -> dict:
-    """Images per second of ``Trainer.train_step`` on random inputs of the right shape."""
+def use_reference_flows(model: torch.nn.Module) -> bool:
+    """Evaluate every planar flow of ``model`` the plain way (same parameters); False if it has none."""
+    flows = [m for m in model.modules() if isinstance(m, PlanarFlow)]
+    for flow in flows:
+        flow.__class__ = ReferencePlanarFlow      # a subclass without state of its own: only the methods change
+    return bool(flows)
+
+
+def step_throughput(dataset: str, method: str, profile: str, steps: int, device: torch.device,
+                    batch_size: int | None = None, reference_flow: bool = False) -> dict | None:
+    """Images per second of ``Trainer.train_step`` on random inputs of the right shape, at
+    the profile's batch size unless ``batch_size`` is given; with ``reference_flow``, the
+    flows run as :class:`ReferencePlanarFlow` (None if the networks have no flow)."""
     spec = experiment(dataset, profile)
     torch.manual_seed(0)
     model = build_model(spec, SHAPES[dataset])
-    bs = spec["train"]["batch_size"]
+    if reference_flow and not use_reference_flows(model):
+        return None
+    bs = batch_size or spec["train"]["batch_size"]
     x = torch.rand(bs, torch.tensor(SHAPES[dataset]).prod().item())
-    trainer = Trainer(model, TrainConfig(method=method, device=str(device), **spec["train"]), x, x[:2], progress=False)
+    config = TrainConfig(method=method, device=str(device), **{**spec["train"], "batch_size": bs})
+    trainer = Trainer(model, config, x, x[:2], progress=False)
     x = x.to(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -69,19 +89,55 @@ def sampling_throughput(dataset: str, profile: str, device: torch.device, n: int
     return n / seconds_per_call(lambda: model.sample(n), repeats, device, warmup=1)
 
 
-def bench(profile: str = "full", steps: int = 20, device: str = "auto") -> dict:
+def batch_rows(dataset: str, profile: str, steps: int, device: torch.device, batch_size: int) -> dict:
+    """VAE and AS-VAE steps at one batch size, with the fast flow and (where there is
+    a flow) the reference flow; the ratios AS-VAE / VAE and reference / fast."""
+    rows = {m: step_throughput(dataset, m, profile, steps, device, batch_size) for m in ("vae", "asvae")}
+    rows["asvae_over_vae_time"] = rows["asvae"]["seconds_per_step"] / rows["vae"]["seconds_per_step"]
+    reference = {m: step_throughput(dataset, m, profile, steps, device, batch_size, reference_flow=True)
+                 for m in ("vae", "asvae")}
+    if reference["vae"] is not None:
+        for m in ("vae", "asvae"):
+            rows[f"{m}_reference_flow"] = reference[m]
+            rows[f"{m}_reference_flow_over_fast_time"] = reference[m]["seconds_per_step"] / rows[m]["seconds_per_step"]
+        rows["asvae_over_vae_time_reference_flow"] = (reference["asvae"]["seconds_per_step"]
+                                                      / reference["vae"]["seconds_per_step"])
+    return rows
+
+
+def _line(dataset: str, bs: int, rows: dict) -> str:
+    line = (f"{dataset:8s} batch {bs:5d}   VAE {rows['vae']['images_per_second']:8.0f} img/s   "
+            f"AS-VAE {rows['asvae']['images_per_second']:8.0f} img/s   "
+            f"AS-VAE step = {rows['asvae_over_vae_time']:.1f} x VAE step")
+    if "asvae_reference_flow" in rows:
+        line += (f"   | reference flow: VAE {rows['vae_reference_flow']['images_per_second']:6.0f}, "
+                 f"AS-VAE {rows['asvae_reference_flow']['images_per_second']:6.0f} img/s "
+                 f"({rows['asvae_over_vae_time_reference_flow']:.1f} x), the fast flow's AS-VAE step "
+                 f"{rows['asvae_reference_flow_over_fast_time']:.2f} x faster")
+    return line
+
+
+def bench(profile: str = "full", steps: int = 20, device: str = "auto", batches=(100, 1000)) -> dict:
+    """Per dataset: the profile's batch's rows at the top level (as before), the rows of
+    every batch (the profile's included) under ``batches`` (one that does not fit in GPU
+    memory is left out), and sampling."""
     dev = pick_device(device)
     result = {"profile": profile, "steps_timed": steps, **provenance(dev), "datasets": {}}
     for dataset in SHAPES:
-        rows = {m: step_throughput(dataset, m, profile, steps, dev) for m in ("vae", "asvae")}
-        rows["asvae_over_vae_time"] = rows["asvae"]["seconds_per_step"] / rows["vae"]["seconds_per_step"]
-        rows["sampling_images_per_second"] = sampling_throughput(dataset, profile, dev)
-        result["datasets"][dataset] = rows
-        print(f"{dataset:8s} VAE {rows['vae']['images_per_second']:9.0f} img/s   "
-              f"AS-VAE {rows['asvae']['images_per_second']:9.0f} img/s   "
-              f"AS-VAE step = {rows['asvae_over_vae_time']:.1f} x VAE step   "
-              f"sampling {rows['sampling_images_per_second']:9.0f} img/s   "
-              f"peak {rows['asvae']['peak_memory_mb']:.0f} MB", flush=True)
+        per_batch, own_bs = {}, experiment(dataset, profile)["train"]["batch_size"]
+        for bs in sorted({own_bs, *batches}):
+            try:
+                per_batch[str(bs)] = rows = batch_rows(dataset, profile, steps, dev, bs)
+            except torch.cuda.OutOfMemoryError:
+                print(f"{dataset:8s} batch {bs:5d}   out of GPU memory", flush=True)
+                torch.cuda.empty_cache()
+                continue
+            print(_line(dataset, bs, rows), flush=True)
+        own = per_batch.get(str(own_bs), {})
+        sampling = sampling_throughput(dataset, profile, dev)
+        result["datasets"][dataset] = {**own, "sampling_images_per_second": sampling, "batches": per_batch}
+        print(f"{dataset:8s} sampling {sampling:9.0f} img/s   "
+              f"peak {max(r['asvae']['peak_memory_mb'] for r in per_batch.values()):.0f} MB", flush=True)
     return result
 
 
@@ -90,9 +146,10 @@ def main(argv=None) -> int:
     p.add_argument("--profile", default="full", choices=("quick", "full"), help="whose network sizes (default full)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--device", default="auto")
+    p.add_argument("--batches", type=int, nargs="+", default=[100, 1000], help="batch sizes (default 100 1000)")
     p.add_argument("--out", default=str(REPO / "results"))
     args = p.parse_args(argv)
-    result = bench(args.profile, args.steps, args.device)
+    result = bench(args.profile, args.steps, args.device, args.batches)
     slug = "".join(c if c.isalnum() else "-" for c in result["device"].split(" (")[0].lower()).strip("-")
     out = Path(args.out) / f"bench-{slug}.json"
     out.parent.mkdir(parents=True, exist_ok=True)

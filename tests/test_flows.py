@@ -1,9 +1,12 @@
 """Planar flows: log-determinant against autograd's Jacobian, inverse, invertibility."""
 import math
 
+import pytest
 import torch
 
-from asvae_lib.flows import PlanarFlow, flow_log_prob
+from asvae_lib.flows import PlanarFlow, ReferencePlanarFlow, flow_log_prob, solve_alpha
+
+ATOL_ADV = 1e-6
 
 
 def _flow(dim=2, length=6, seed=0, scale=1.5):
@@ -60,3 +63,133 @@ def test_flow_density_integrates_to_one():
     with torch.no_grad():
         mass = flow_log_prob(flow, Y, base).exp().sum() * (g[1] - g[0]) ** 2
     assert abs(mass - 1) < 1e-6
+
+
+# ----- the fast flow against the plain one (ReferencePlanarFlow: layer by layer, bisection) -----
+
+def _pair(dim=50, length=80, seed=0, scale=0.25, dtype=torch.float64):
+    """A PlanarFlow and a ReferencePlanarFlow with the same parameters (the paper's MNIST size)."""
+    torch.manual_seed(seed)
+    fast = PlanarFlow(dim, length, init_scale=scale).to(dtype)
+    ref = ReferencePlanarFlow(dim, length).to(dtype)
+    ref.load_state_dict(fast.state_dict())
+    return fast, ref
+
+
+def _standard_normal(z):
+    return -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-4)])
+def test_fast_forward_matches_reference(dtype, tol):
+    fast, ref = _pair(dtype=dtype)
+    z = torch.randn(100, 50, dtype=dtype)
+    with torch.no_grad():
+        (y, log_det), (y_ref, log_det_ref) = fast(z), ref(z)
+    torch.testing.assert_close(y, y_ref, atol=tol, rtol=0)
+    torch.testing.assert_close(log_det, log_det_ref, atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize("dtype, tol", [(torch.float64, 1e-10), (torch.float32, 1e-3)])
+def test_fast_inverse_matches_reference_and_round_trips(dtype, tol):
+    fast, ref = _pair(dtype=dtype)
+    with torch.no_grad():
+        y = ref(torch.randn(100, 50, dtype=dtype))[0]
+        (z, log_det), (z_ref, log_det_ref) = fast.inverse(y), ref.inverse(y)
+        torch.testing.assert_close(z, z_ref, atol=tol, rtol=0)
+        torch.testing.assert_close(log_det, log_det_ref, atol=tol, rtol=0)
+        torch.testing.assert_close(ref(z)[0], y, atol=tol / 10, rtol=0)     # forward(inverse(y)) = y
+
+
+def _adversarial_pair(dtype=torch.float64):
+    """80 layers in 50-D, in four kinds taking turns: |w| = 100 (a near step function),
+    |b| = 50 (the tanh saturated at +-1), ordinary ones, and w^T u_hat = -1 + 1e-6 (the
+    layer nearly folds: flat along w near its hyperplane), the last layer among them."""
+    fast, ref = _pair(scale=0.3, seed=1)
+    with torch.no_grad():
+        for k in range(len(fast)):
+            w = fast.w[k]
+            if k % 4 == 0:
+                fast.w[k] = 100 * w / w.norm()
+            elif k % 4 == 1:
+                fast.b[k] = 50 * (-1) ** (k // 4)
+            elif k % 4 == 3:                                 # m(w^T u) = -1 + 1e-6, plus a sideways part
+                side = fast.u[k] - (fast.u[k] @ w) * w / (w @ w)
+                fast.u[k] = math.log(math.expm1(1e-6)) * w / (w @ w) + side
+        ref.load_state_dict(fast.state_dict())
+    c = torch.stack([fast.w[k] @ fast.u_hat(k) for k in range(3, 80, 4)])
+    assert (c + 1 < 2e-6).all()
+    return fast.to(dtype), ref.to(dtype)
+
+
+def _adversarial_points(flow, n=200):
+    """Half far out (|y_i| ~ 50), half within 1e-10 .. 1e-1 of the last layer's
+    hyperplane w^T y + b = 0, where its map is flattest (the inverse's worst case)."""
+    y = 50 * torch.randn(n, flow.w.shape[1], dtype=flow.w.dtype)
+    w, b = flow.w[-1].detach(), flow.b[-1].detach()
+    offset = torch.logspace(-10, -1, n // 2, dtype=w.dtype) * (-1) ** torch.arange(n // 2)
+    y[n // 2:] += ((offset - b - y[n // 2:] @ w) / (w @ w))[:, None] * w
+    return y
+
+
+def _errors(flow, y, truth):
+    """Largest errors of ``flow.inverse(y)`` against ``truth`` = (z, log_det): in z, in the
+    log-det, and of the round trip forward(inverse(y)) - y, all measured in float64."""
+    with torch.no_grad():
+        z, log_det = (v.double() for v in flow.inverse(y))
+        forward = ReferencePlanarFlow(*flow.w.shape[::-1]).double()
+        forward.load_state_dict(flow.state_dict())
+        return ((z - truth[0]).abs().max().item(), (log_det - truth[1]).abs().max().item(),
+                (forward(z)[0] - y.double()).abs().max().item())
+
+
+def test_inverse_is_safe_under_adversarial_parameters():
+    fast, ref = _adversarial_pair()
+    y = _adversarial_points(fast)
+    with torch.no_grad():
+        truth = ref.inverse(y, bisections=60)                 # bisection to float64 rounding
+        err_z, err_log_det, err_round_trip = _errors(fast, y, truth)
+        assert err_z < 1e-9 and err_log_det < 1e-8 and err_round_trip < 1e-9
+        torch.testing.assert_close(flow_log_prob(fast, y, _standard_normal),
+                                   flow_log_prob(ref, y, _standard_normal), atol=1e-8, rtol=1e-12)
+
+
+def test_float32_inverse_is_as_accurate_as_the_old_one_under_adversarial_parameters():
+    """In float32 the points next to a folding layer's hyperplane lose whole nats of
+    log-det to rounding, whichever method: the fast inverse must do no worse than
+    the old one (within a factor 2), both measured against the float64 truth."""
+    fast, ref = _adversarial_pair(torch.float32)
+    y = _adversarial_points(fast)
+    with torch.no_grad():
+        truth = ReferencePlanarFlow(50, 80).double()
+        truth.load_state_dict(fast.state_dict())
+        truth = truth.inverse(y.double(), bisections=60)
+        for err, err_old in zip(_errors(fast, y, truth), _errors(ref, y, truth)):
+            assert err <= 2 * err_old + 1e-4
+
+
+def test_inverse_gradients_match_reference():
+    fast, ref = _pair(length=80, scale=0.25)
+    y = ref(torch.randn(20, 50, dtype=torch.float64))[0].detach().requires_grad_()
+    def grads(flow):
+        z, log_det = flow.inverse(y)
+        loss = (z * torch.linspace(-1, 1, 50, dtype=torch.float64)).sum() + log_det.sum()
+        return torch.autograd.grad(loss, [y, flow.u, flow.w, flow.b])
+    for g, g_ref in zip(grads(fast), grads(ref)):
+        torch.testing.assert_close(g, g_ref, atol=1e-8, rtol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_solve_alpha_reaches_rounding_on_a_grid(dtype):
+    """Six Newton steps from the bracket: backward error |g(alpha) - t| within a few
+    rounding units of the terms' size, for c from -1 (exactly: the map is flat at 0)
+    through -1 + 1e-12 to 1e8 and t from 0 to 1e9."""
+    c = torch.cat([-1 + torch.logspace(-12, 0, 40)[:-1], torch.tensor([-1.0, 0.0]), torch.logspace(-6, 8, 150)])
+    t = torch.cat([torch.zeros(1), torch.logspace(-14, 9, 400)])
+    c, t = (v.reshape(-1).to(dtype) for v in torch.meshgrid(c, t, indexing="ij"))
+    for sign in (1, -1):
+        alpha = solve_alpha(sign * t, c).double()
+        c64, t64 = c.double(), t.double()
+        g = alpha + c64 * torch.tanh(alpha)
+        scale = alpha.abs() + (c64 * torch.tanh(alpha)).abs() + t64
+        assert ((g - sign * t64).abs() <= 4 * torch.finfo(dtype).eps * scale).all()
