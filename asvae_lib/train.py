@@ -205,7 +205,7 @@ def main(argv=None) -> int:
                                      args.device)
     except TrainingInterrupted as e:        # Ctrl-C or SIGTERM: last.pt was saved at the step reached
         command = shlex.join(["python", "-m", "asvae_lib.train", *(sys.argv[1:] if argv is None else argv)])
-        print(f"{e}. To resume: {command}", file=sys.stderr)
+        print(f"{e.what}: saved {e.checkpoint}; to resume, run the same command again: {command}", file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:               # Ctrl-C outside training (loading, scoring): nothing is lost
         print("interrupted; the run folder keeps every checkpoint written: run the same command again",

@@ -68,11 +68,14 @@ class TrainingDiverged(RuntimeError):
 
 class TrainingInterrupted(KeyboardInterrupt):
     """``fit`` was stopped by a signal (Ctrl-C, a notebook's stop button, SIGTERM) after
-    saving ``last.pt`` at the step it had reached; ``signum`` says which signal."""
+    saving ``checkpoint`` (``last.pt``; None without a run folder) at ``step``."""
 
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
-        self.signum = signum
+    def __init__(self, signum: int, step: int, checkpoint: Path | None):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.what = f"interrupted ({signal.Signals(signum).name}) at step {step}"
+        done = (f"saved {checkpoint}; run again with the same run folder to resume" if checkpoint is not None
+                else "nothing saved (give the trainer a run_dir to keep a checkpoint)")
+        super().__init__(f"{self.what}: {done}")
 
 
 class RunFolderBusy(RuntimeError):
@@ -300,14 +303,11 @@ class Trainer:
 
     def _save_and_stop(self):
         """Save the state between two steps, then raise :class:`TrainingInterrupted` with how to resume."""
-        signum = self._signal or signal.SIGINT
-        self.stop_reason = f"interrupted ({signal.Signals(signum).name})"
+        stop = TrainingInterrupted(self._signal or signal.SIGINT, self.step,
+                                   self.run_dir / "last.pt" if self.run_dir is not None else None)
+        self.stop_reason = stop.what
         self.save("last.pt")
-        if self.run_dir is not None:
-            done = f"saved {self.run_dir / 'last.pt'}; run again with the same run folder to resume"
-        else:
-            done = "nothing saved (give the trainer a run_dir to keep a checkpoint)"
-        raise TrainingInterrupted(f"{self.stop_reason} at step {self.step}: {done}", signum)
+        raise stop
 
     @contextlib.contextmanager
     def _run_folder_lock(self):
