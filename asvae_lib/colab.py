@@ -79,7 +79,7 @@ def with_colab(notebook, stem: str, repository: str = REPOSITORY):
 def without_versions(text: str) -> str:
     """A chapter source without the ``format_version``/``jupytext_version`` lines that jupytext adds to
     its header on every save (JupyterLab, ``jupytext --sync``); the book's sources do not carry them."""
-    return re.sub(r"^#       (format_version|jupytext_version): .*\n", "", text, flags=re.M)
+    return re.sub(r"^#       (format_version|jupytext_version): .*\n", "", text, flags=re.MULTILINE)
 
 
 def write_chapter(path: Path, repository: str = REPOSITORY) -> bool:

@@ -48,7 +48,7 @@ def test_a_chapter_saved_by_jupytext_passes_the_same_checks(tmp_path):
     notebook.write_bytes(CHAPTERS[0].with_suffix(".ipynb").read_bytes())
     os.utime(notebook, (0, 0))                                                        # the .py is the newer
     done = subprocess.run([sys.executable, "-m", "jupytext", "--sync", str(chapter)], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "jupytext_version:" in chapter.read_text()          # what jupytext 1.19 does; tolerated below
     check_badge_and_setup_cell(chapter)

@@ -12,8 +12,14 @@ import pytest
 import torch
 
 from asvae_lib.models import mlp_asvae
-from asvae_lib.trainer import (CheckpointUnreadable, RunFolderBusy, TrainConfig, Trainer, TrainingDiverged,
-                               TrainingInterrupted)
+from asvae_lib.trainer import (
+    CheckpointUnreadable,
+    RunFolderBusy,
+    TrainConfig,
+    Trainer,
+    TrainingDiverged,
+    TrainingInterrupted,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,7 +33,8 @@ def data():
 def run(run_dir, max_steps, method="asvae", lr=1e-3, **kw):
     torch.manual_seed(0)
     model = mlp_asvae(2, 2, hidden=16, flow_length=2)
-    settings = dict(method=method, max_steps=max_steps, batch_size=64, lr=lr, eval_every=10, checkpoint_every=5)
+    settings = {"method": method, "max_steps": max_steps, "batch_size": 64, "lr": lr, "eval_every": 10,
+                "checkpoint_every": 5}
     cfg = TrainConfig(**{**settings, **kw})
     return Trainer(model, cfg, *data(), run_dir=run_dir, progress=False).fit()
 
