@@ -156,7 +156,7 @@ def test_device_is_picked_cuda_then_mps_then_cpu(monkeypatch):
 # ----- interruptions: Ctrl-C, SIGTERM, a notebook's stop button ---------------------------
 # A slowed-down training process prints each step it finishes; the test sends the signal
 # mid-run, between two periodic checkpoints (every 1000 steps: only the interruption saves).
-SLOW_RUN = textwrap.dedent("""
+SLOW_STEPS = textwrap.dedent("""
     import sys, time
     sys.path.insert(0, {root!r})
     sys.path.insert(0, {tests!r})
@@ -169,6 +169,8 @@ SLOW_RUN = textwrap.dedent("""
         print("step", self.step + 1, flush=True)
         return record
     T.Trainer.train_step = train_step
+""")
+SLOW_RUN = SLOW_STEPS + textwrap.dedent("""
     try:
         run({run_dir!r}, 60, checkpoint_every=1000)
     except T.TrainingInterrupted as stop:
@@ -269,3 +271,32 @@ def test_unknown_or_missing_devices_are_refused(monkeypatch, name, match):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(ValueError, match=rf"device '{name}' \(--device\).*{match}.*use --device auto"):
         pick_device(name)
+
+
+def test_a_notebooks_stop_button_saves_like_ctrl_c(tmp_path):
+    """A real Jupyter kernel runs a slowed-down fit; the test interrupts it as the stop button does."""
+    jupyter_client = pytest.importorskip("jupyter_client")
+    km, kc = jupyter_client.manager.start_new_kernel(kernel_name="python3", cwd=str(ROOT),
+                                                     env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        code = (SLOW_STEPS.format(root=str(ROOT), tests=str(ROOT / "tests"))
+                + f"run({str(tmp_path)!r}, 60, checkpoint_every=1000)")
+        msg_id, errors = kc.execute(code), []
+        while True:
+            msg = kc.get_iopub_msg(timeout=60)
+            if msg["parent_header"].get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream" and "step 7" in msg["content"]["text"]:
+                km.interrupt_kernel()
+            if msg["msg_type"] == "error":
+                errors.append((msg["content"]["ename"], msg["content"]["evalue"]))
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert [name for name, _ in errors] == ["TrainingInterrupted"], errors
+    saved = torch.load(tmp_path / "last.pt", weights_only=False)["step"]
+    assert errors == [("TrainingInterrupted", f"interrupted (SIGINT) at step {saved}: saved {tmp_path / 'last.pt'}; "
+                                              "run again with the same run folder to resume")]
+    assert 7 <= saved < 60
