@@ -297,6 +297,6 @@ def test_a_notebooks_stop_button_saves_like_ctrl_c(tmp_path):
         km.shutdown_kernel(now=True)
     assert [name for name, _ in errors] == ["TrainingInterrupted"], errors
     saved = torch.load(tmp_path / "last.pt", weights_only=False)["step"]
-    assert errors == [("TrainingInterrupted", f"interrupted (SIGINT) at step {saved}: saved {tmp_path / 'last.pt'}; "
-                                              "run again with the same run folder to resume")]
+    message = f"interrupted (SIGINT) at step {saved}: saved {tmp_path / 'last.pt'}; run again with the same run folder to resume"
+    assert errors == [("TrainingInterrupted", message)]
     assert 7 <= saved < 60
