@@ -223,6 +223,8 @@ class Trainer:
         between two steps (see :meth:`_signals_stop_between_steps`)."""
         with self._run_folder_lock(), self._signals_stop_between_steps():
             self._fit()
+            if self._stop_requested():      # asked during the final evaluation: last.pt is saved, stop as asked
+                raise self._interruption()
         return self
 
     def _fit(self) -> None:
@@ -235,7 +237,8 @@ class Trainer:
         while self.step < cfg.max_steps and not self.stopped_early and not self._out_of_time():
             if self._stop_requested():
                 bar.close()
-                self._save_and_stop()
+                self.save("last.pt")        # between two steps: a state a resumed run continues exactly
+                raise self._interruption()
             start = time.perf_counter()
             record = self.train_step(self.batch(self.step))
             self.seconds += time.perf_counter() - start
@@ -290,8 +293,8 @@ class Trainer:
         try:
             yield
         finally:
-            for s, handler in previous.items():
-                signal.signal(s, handler)
+            for s, handler in previous.items():      # None: a handler not set from Python
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
     def _stop_requested(self) -> bool:
         """Has a signal asked to stop? Under torchrun every process takes the same answer, so all stop at one step."""
@@ -301,13 +304,12 @@ class Trainer:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
-    def _save_and_stop(self):
-        """Save the state between two steps, then raise :class:`TrainingInterrupted` with how to resume."""
+    def _interruption(self) -> TrainingInterrupted:
+        """The exception that ends an interrupted ``fit``; it says where ``last.pt`` is and how to resume."""
         stop = TrainingInterrupted(self._signal or signal.SIGINT, self.step,
                                    self.run_dir / "last.pt" if self.run_dir is not None else None)
         self.stop_reason = stop.what
-        self.save("last.pt")
-        raise stop
+        return stop
 
     @contextlib.contextmanager
     def _run_folder_lock(self):

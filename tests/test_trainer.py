@@ -300,3 +300,18 @@ def test_a_notebooks_stop_button_saves_like_ctrl_c(tmp_path):
     message = f"interrupted (SIGINT) at step {saved}: saved {tmp_path / 'last.pt'}; run again with the same run folder to resume"
     assert errors == [("TrainingInterrupted", message)]
     assert 7 <= saved < 60
+
+
+def test_a_signal_during_the_final_evaluation_still_stops(tmp_path, monkeypatch):
+    """The run is complete and saved, but the caller asked to stop: fit says so instead of returning."""
+    evaluate = Trainer.evaluate
+
+    def interrupted_evaluation(self):
+        if self.step == 10:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return evaluate(self)
+
+    monkeypatch.setattr(Trainer, "evaluate", interrupted_evaluation)
+    with pytest.raises(TrainingInterrupted, match="SIGTERM.* at step 10: saved"):
+        run(tmp_path, 10, eval_every=1000)
+    assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 10
