@@ -11,7 +11,7 @@ help:
 	@echo "               (E2E_CHAPTER=07_mnist make e2e for another chapter)"
 	@echo "make book      re-execute changed chapters and store them with outputs"
 	@echo "               (ASVAE_PROFILE=full make book for the paper's scale, on a GPU)"
-	@echo "make lab       open the chapters in JupyterLab"
+	@echo "make lab       open the chapters in JupyterLab (make lab LAB_ARGS=\"--port 9999 --no-browser\")"
 	@echo "make train DATASET=mnist METHOD=asvae [PROFILE=full] [MAX_MINUTES=0]"
 	@echo "               train, resume or re-score one model; writes results/<dataset>-<method>-<profile>.json"
 	@echo "make assignments  student versions of the chapters with exercises -> assignments/"
@@ -55,8 +55,12 @@ bench:
 assignments:
 	$(PY) -m asvae_lib.assignments --out assignments
 
+# Jupyter refuses to run as root unless told to (containers often run as root);
+# LAB_ARGS passes options through, e.g. make lab LAB_ARGS="--port 9999 --no-browser"
+LAB_ARGS ?=
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab:
-	$(PY) -m jupyter lab chapters
+	$(PY) -m jupyter lab chapters $(ALLOW_ROOT) $(LAB_ARGS)
 
 clean:
 	rm -rf .pytest_cache */__pycache__ data/cache

@@ -76,15 +76,22 @@ def with_colab(notebook, stem: str, repository: str = REPOSITORY):
     return notebook
 
 
+def without_versions(text: str) -> str:
+    """A chapter source without the ``format_version``/``jupytext_version`` lines that jupytext adds to
+    its header on every save (JupyterLab, ``jupytext --sync``); the book's sources do not carry them."""
+    return re.sub(r"^#       (format_version|jupytext_version): .*\n", "", text, flags=re.MULTILINE)
+
+
 def write_chapter(path: Path, repository: str = REPOSITORY) -> bool:
-    """Rewrite one chapter source in place; True if it changed."""
+    """Rewrite one chapter source in place; True if it changed. A chapter that differs only by
+    jupytext's version lines is left alone; a rewritten one is written without them."""
     before = path.read_text()
     notebook = with_colab(jupytext.reads(before, fmt="py:percent"), path.stem, repository)
-    after = jupytext.writes(notebook, fmt="py:percent")
-    after = re.sub(r"#       (format_version|jupytext_version): .*\n", "", after)  # keep headers as they were
-    if after != before:
-        path.write_text(after)
-    return after != before
+    after = without_versions(jupytext.writes(notebook, fmt="py:percent"))
+    if after == without_versions(before):
+        return False
+    path.write_text(after)
+    return True
 
 
 def main(argv=None) -> int:

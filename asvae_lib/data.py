@@ -24,8 +24,10 @@ Dequantisation (section 5.1): the model sees ``(x + u) / 256`` with
 ``u ~ U[0, 1)``, a density on [0, 1)^D. The NLL of the discrete image, in nats,
 is then (bounded by) the continuous NLL + D log 256.
 """
+import contextlib
 import fcntl
 import os
+import socket
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +51,7 @@ IMAGENET32_TEST = "val_data.npz"
 IMAGENET32_ROWS = {"train": 1_281_167, "test": 50_000}
 IMAGENET32_VAL = 10_000
 _TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "imagenet32": "ImageNet 32x32"}
+DOWNLOAD_TIMEOUT_S = 60.0   # a server silent this long (connecting, or between two reads) counts as unreachable
 
 
 @dataclass
@@ -169,6 +172,19 @@ def _torchvision_class(name: str):
     return {"mnist": torchvision.datasets.MNIST, "cifar10": torchvision.datasets.CIFAR10}[name]
 
 
+@contextlib.contextmanager
+def _socket_timeout(seconds: float):
+    """Every new socket gives up after ``seconds`` without an answer (torchvision's downloads set no
+    timeout of their own, so a server that accepts and never replies would hang them forever).
+    A slow download that keeps receiving data is not cut off: the limit is per connect or read."""
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
 def _torchvision(name: str, root: Path) -> ImageData:
     """MNIST or CIFAR-10 from torchvision (downloaded once, md5-checked), split off a validation set."""
     cls = _torchvision_class(name)
@@ -183,8 +199,8 @@ def _torchvision(name: str, root: Path) -> ImageData:
                 f"cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/ and run again.")
     root.mkdir(parents=True, exist_ok=True)
     try:
-        with open(root / f".{name}.lock", "w") as lock:    # several runs started together unpack once
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with open(root / f".{name}.lock", "w") as lock, _socket_timeout(DOWNLOAD_TIMEOUT_S):
+            fcntl.flock(lock, fcntl.LOCK_EX)               # several runs started together unpack once
             full, test = [torch.as_tensor(cls(str(root), train=t, download=True).data) for t in (True, False)]
     except (OSError, RuntimeError) as error:
         raise DataUnavailable(f"{todo} ({type(error).__name__}: {str(error).strip()[:200]})") from error
@@ -214,6 +230,17 @@ def _npz_data(path: Path, where: str):
     return shape, dtype
 
 
+def _npz_rows(path: Path, where: str) -> torch.Tensor:
+    """The ``data`` array of an .npz file whose header :func:`_npz_data` has checked; a truncated or
+    corrupted array is a :class:`DataUnavailable` naming the file."""
+    try:
+        with np.load(path) as z:
+            return torch.from_numpy(z["data"])
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+        raise DataUnavailable(f"{path}: its 'data' array cannot be read ({error}); the file is truncated or "
+                              f"corrupted: unzip it again. {where}") from error
+
+
 def _imagenet32(root: Path) -> ImageData:
     """The official Downsampled ImageNet 32x32 npz files, checked, then loaded as uint8 (3.9 GB)."""
     folder = Path(os.environ.get(IMAGENET32_ENV) or root / "imagenet32")
@@ -236,8 +263,7 @@ def _imagenet32(root: Path) -> ImageData:
     for split, files in names.items():
         at = 0
         for file, n in zip(files, rows[split]):
-            with np.load(folder / file) as z:
-                data[split][at:at + n] = torch.from_numpy(z["data"])
+            data[split][at:at + n] = _npz_rows(folder / file, where)
             at += n
     train, val = _hold_out(data["train"], IMAGENET32_VAL)
     source = (f"Downsampled ImageNet 32x32 (official npz files) in {folder}: {IMAGENET32_VAL:,} fixed-seed rows of "

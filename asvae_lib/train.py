@@ -18,8 +18,10 @@ import datetime
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -29,7 +31,7 @@ from . import data as datasets
 from . import evaluate, image_metrics, objectives, plots
 from .models import conv_asvae, mlp_asvae
 from .profile import PROFILES, profile as active_profile
-from .trainer import Trainer, TrainConfig, pick_device
+from .trainer import RunFolderBusy, TrainConfig, Trainer, TrainingInterrupted, pick_device
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -131,20 +133,25 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     ``result.json``. The model returned holds the weights of the best validation
     score (early stopping), which are the ones scored.
     """
+    # everything that can be checked is checked before the run folder is touched
     profile = profile or active_profile()
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}: choose one of {PROFILES}")
     objectives.check_method(method)
-    data = datasets.load(dataset, profile, root=REPO / "data" / "cache")
+    if not max_minutes >= 0:
+        raise ValueError(f"max_minutes {max_minutes} (--max-minutes): give 0 (no cap) or a positive number of minutes")
+    pick_device(device)
     spec = experiment(dataset, profile)
     run_dir = run_folder(dataset, method, profile, runs_dir)
     _check_spec(run_dir, spec)
+    data = datasets.load(dataset, profile, root=REPO / "data" / "cache")
 
     torch.manual_seed(seed)
     model = build_model(spec, data.shape)
     cfg = TrainConfig(method=method, seed=seed, device=device, max_minutes=max_minutes, **spec["train"])
     trainer = Trainer(model, cfg, data.train, fixed_inputs(data.val, seed), run_dir, progress, transform=to_inputs)
     trainer.data = data                     # kept for the caller's pictures (no second load)
+    _make_run_folder(run_dir, spec)         # only now: the checkpoint, if any, fitted the model
     trainer.fit()
     if (run_dir / "best.pt").exists():
         model.load_state_dict(torch.load(run_dir / "best.pt", map_location=trainer.device, weights_only=False)["model"])
@@ -163,8 +170,18 @@ def _check_spec(run_dir: Path, spec: dict) -> None:
     if path.exists() and json.loads(path.read_text()) != spec:
         raise ValueError(f"{run_dir} holds a run with other settings than {spec}; "
                          f"delete that folder or pass another --runs directory")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(spec, indent=1))
+
+
+def _make_run_folder(run_dir: Path, spec: dict) -> None:
+    """Create the run folder, prove it writable, and record the experiment in its ``spec.json``."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=run_dir):
+            pass
+    except OSError as error:
+        raise ValueError(f"cannot write the run folder {run_dir} ({error.strerror}): "
+                         f"pass a writable folder with --runs (runs_dir=) or $ASVAE_RUNS") from error
+    (run_dir / "spec.json").write_text(json.dumps(spec, indent=1))
 
 
 def _best_step(trainer) -> int | None:
@@ -186,7 +203,15 @@ def main(argv=None) -> int:
     try:
         model, result, trainer = run(args.dataset, args.method, args.profile, args.runs, args.seed, args.max_minutes,
                                      args.device)
-    except (datasets.DataUnavailable, ValueError) as e:
+    except TrainingInterrupted as e:        # Ctrl-C or SIGTERM: last.pt was saved at the step reached
+        command = shlex.join(["python", "-m", "asvae_lib.train", *(sys.argv[1:] if argv is None else argv)])
+        print(f"{e.what}: saved {e.checkpoint}; to resume, run the same command again: {command}", file=sys.stderr)
+        return 128 + e.signum
+    except KeyboardInterrupt:               # Ctrl-C outside training (loading, scoring): nothing is lost
+        print("interrupted; the run folder keeps every checkpoint written: run the same command again",
+              file=sys.stderr)
+        return 128 + 2
+    except (datasets.DataUnavailable, RunFolderBusy, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     out = Path(args.results) / f"{args.dataset}-{args.method}-{result['profile']}.json"

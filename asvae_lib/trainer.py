@@ -15,14 +15,26 @@ objective (``objectives.generator_loss``). Around that loop:
   good checkpoint;
 * early stopping on the validation reconstruction losses of x and z, and an
   optional cap on training minutes (for runs on a borrowed machine);
+* interruptions lose nothing: Ctrl-C (a notebook's stop button) or SIGTERM during
+  :meth:`Trainer.fit` ends the step under way, saves ``last.pt`` at that step
+  and raises :class:`TrainingInterrupted`; running again resumes from there;
+* one trainer per run folder: ``fit`` holds an exclusive lock on
+  ``run_dir/train.lock`` (``fcntl``, so Unix only) and refuses to start while
+  another process holds it;
 * an optional ``transform`` turning each stored batch (e.g. 8-bit pixels) into
   model inputs (e.g. uniformly dequantised values) afresh at every step;
 * data parallelism under ``torchrun``: each process takes its share of every
   batch and gradients are averaged across processes after each backward pass.
 """
+import contextlib
+import fcntl
 import math
 import os
+import pickle
+import signal
+import threading
 import time
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -58,10 +70,51 @@ class TrainingDiverged(RuntimeError):
     """A loss became NaN or infinite."""
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """``fit`` was stopped by a signal (Ctrl-C, a notebook's stop button, SIGTERM) after
+    saving ``checkpoint`` (``last.pt``; None without a run folder) at ``step``."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None):
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+        self.what = f"interrupted ({signal.Signals(signum).name}) at step {step}"
+        done = (f"saved {checkpoint}; run again with the same run folder to resume" if checkpoint is not None
+                else "nothing saved (give the trainer a run_dir to keep a checkpoint)")
+        super().__init__(f"{self.what}: {done}")
+
+
+class RunFolderBusy(RuntimeError):
+    """Another process is training in the same run folder."""
+
+
+class CheckpointUnreadable(ValueError):
+    """A checkpoint file is truncated, corrupted, or belongs to another model."""
+
+
+def _check_device(device: torch.device, name: str) -> torch.device:
+    """``device`` if this machine has it, else a ValueError saying what to choose instead."""
+    fix = "use --device auto (device='auto') or cpu"
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} (--device): this machine has no usable CUDA GPU "
+                             f"(torch {torch.__version__}); {fix}")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"device {name!r} (--device): there are only {torch.cuda.device_count()} "
+                             f"CUDA devices; {fix}, or cuda:0")
+    if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"device {name!r} (--device): Apple's MPS is not available here; {fix}")
+    return device
+
+
 def pick_device(name: str = "auto") -> torch.device:
-    """``"auto"``: CUDA if present, then Apple's MPS, then the CPU."""
+    """``"auto"``: CUDA if present, then Apple's MPS, then the CPU. A named device is checked:
+    an unknown name or one this machine lacks is a ValueError that says what to use."""
     if name != "auto":
-        return torch.device(name)
+        try:
+            device = torch.device(name)
+        except (RuntimeError, TypeError) as error:
+            raise ValueError(f"device {name!r} (--device) is not a device name torch knows; "
+                             f"use --device auto (device='auto'), cpu, cuda, cuda:N or mps") from error
+        return _check_device(device, name)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -171,6 +224,17 @@ class Trainer:
 
     # ----- the loop ------------------------------------------------------------------------
     def fit(self) -> "Trainer":
+        """Train up to ``max_steps`` (or early stopping, or the time cap), then save ``last.pt``.
+
+        The run folder is locked while this runs, and Ctrl-C or SIGTERM stop it cleanly
+        between two steps (see :meth:`_signals_stop_between_steps`)."""
+        with self._run_folder_lock(), self._signals_stop_between_steps():
+            self._fit()
+            if self._stop_requested():      # asked during the final evaluation: last.pt is saved, stop as asked
+                raise self._interruption()
+        return self
+
+    def _fit(self) -> None:
         cfg = self.config
         self.model.train()
         # at most one refresh a second: a notebook bar sends a message per refresh, and a
@@ -178,6 +242,10 @@ class Trainer:
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.method, mininterval=1.0,
                    disable=not self.progress or self.rank != 0)
         while self.step < cfg.max_steps and not self.stopped_early and not self._out_of_time():
+            if self._stop_requested():
+                bar.close()
+                self.save("last.pt")        # between two steps: a state a resumed run continues exactly
+                raise self._interruption()
             start = time.perf_counter()
             record = self.train_step(self.batch(self.step))
             self.seconds += time.perf_counter() - start
@@ -195,7 +263,6 @@ class Trainer:
         self.stop_reason = ("early stopping" if self.stopped_early else
                             "step limit" if self.step >= cfg.max_steps else f"time limit ({cfg.max_minutes} min)")
         self.save("last.pt")
-        return self
 
     def _out_of_time(self) -> bool:
         return self.config.max_minutes > 0 and self.seconds >= 60 * self.config.max_minutes
@@ -210,6 +277,73 @@ class Trainer:
         else:
             self.bad_evals += 1
             self.stopped_early = self.config.patience > 0 and self.bad_evals >= self.config.patience
+
+    # ----- interruptions and the run folder lock ------------------------------------------
+    @contextlib.contextmanager
+    def _signals_stop_between_steps(self):
+        """While training: the first SIGINT or SIGTERM only asks the loop to stop at the next
+        step boundary (so the saved state is never half a step); a second one interrupts at once.
+
+        Signal handlers can only be set in the main thread; elsewhere this does nothing.
+        The previous handlers are restored on the way out."""
+        self._signal = None
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+
+        def request_stop(signum, frame):
+            if self._signal is not None:          # asked twice: stop now, last.pt stays as it was
+                raise KeyboardInterrupt
+            self._signal = signum
+
+        previous = {s: signal.signal(s, request_stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for s, handler in previous.items():      # None: a handler not set from Python
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
+
+    def _stop_requested(self) -> bool:
+        """Has a signal asked to stop? Under torchrun every process takes the same answer, so all stop at one step."""
+        if self.world == 1:
+            return self._signal is not None
+        flag = torch.tensor([float(self._signal is not None)], device=self.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+    def _interruption(self) -> TrainingInterrupted:
+        """The exception that ends an interrupted ``fit``; it says where ``last.pt`` is and how to resume."""
+        stop = TrainingInterrupted(self._signal or signal.SIGINT, self.step,
+                                   self.run_dir / "last.pt" if self.run_dir is not None else None)
+        self.stop_reason = stop.what
+        return stop
+
+    @contextlib.contextmanager
+    def _run_folder_lock(self):
+        """Hold an exclusive lock on ``run_dir/train.lock`` (which holds the holder's PID) while training.
+
+        ``fcntl.flock`` (Unix only): the lock goes with the process, so a crash or a kill
+        releases it too. Only rank 0 locks; the other torchrun processes share its folder."""
+        if self.run_dir is None or self.rank != 0:
+            yield
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        path = self.run_dir / "train.lock"
+        with open(path, "a+") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "unknown"
+                raise RunFolderBusy(f"{self.run_dir} is in use by another training process (PID {holder}): "
+                                    f"wait for it to finish or stop it, or use another run folder") from None
+            lock.truncate(0)
+            lock.write(f"{os.getpid()}\n")
+            lock.flush()
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     # ----- checkpoints ---------------------------------------------------------------------
     def state(self) -> dict:
@@ -229,11 +363,22 @@ class Trainer:
         os.replace(tmp, self.run_dir / name)
 
     def load(self, path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        """Resume from a checkpoint; one that cannot be read or does not fit is a :class:`CheckpointUnreadable`."""
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+            raise CheckpointUnreadable(
+                f"{path} is truncated or corrupted ({str(error).strip().splitlines()[0][:120]}); delete it to "
+                f"start this run afresh, or put back a good copy, then run again") from error
         if state["config"]["method"] != self.config.method:
             raise ValueError(f"{path} holds a {state['config']['method']!r} run, not {self.config.method!r}: "
                              f"use another run folder or the same method")
-        self.model.load_state_dict(state["model"])
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as error:
+            raise CheckpointUnreadable(
+                f"{path} holds a model of other sizes than this one (another experiment's checkpoint): "
+                f"use another run folder, or delete it to start afresh") from error
         self.opt_gen.load_state_dict(state["opt_gen"])
         self.opt_disc.load_state_dict(state["opt_disc"])
         for key in ("step", "history", "evals", "best", "bad_evals", "stopped_early"):

@@ -622,7 +622,7 @@ assert abs(world.encoder_kl() - split) < 1e-9
 # implement it for tensors (element-wise). Then answer for yourself: why is it
 # not symmetric, and which of the two directions is larger when $s_1 < s_2$?
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex1_1", "locked": false, "schema_version": 3, "solution": true}
 import torch
 
 
@@ -633,7 +633,7 @@ def kl_normal(m1, s1, m2, s2):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex1_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 m1, s1, m2, s2 = (torch.tensor(v, dtype=torch.float64) for v in ([0.0, 1.0, -2.0], [1.0, 0.5, 2.0],
                                                                    [0.0, 0.0, 1.0], [1.0, 1.0, 0.7]))
 reference = torch.distributions.kl_divergence(torch.distributions.Normal(m1, s1), torch.distributions.Normal(m2, s2))

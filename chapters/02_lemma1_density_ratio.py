@@ -815,7 +815,7 @@ print(f"chapter ran in {time.time() - CHAPTER_START:.0f} s (profile {profile()})
 # from each side and confirms that moving $f^*$ in any of several directions
 # lowers it.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex2_1", "locked": false, "schema_version": 3, "solution": true}
 import math
 
 import torch
@@ -828,7 +828,7 @@ def optimal_logit(x):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex2_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 g = torch.Generator().manual_seed(0)
 xp = 1 + torch.randn(200_000, generator=g, dtype=torch.float64)
 xq = -1 + 2 * torch.randn(200_000, generator=g, dtype=torch.float64)

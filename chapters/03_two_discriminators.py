@@ -348,7 +348,7 @@ assert gap < 1e-10
 # chapter does and confirms that moving $h^*$ in any of several directions,
 # including directions that depend on $x$, lowers the objective (4).
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex3_1", "locked": false, "schema_version": 3, "solution": true}
 import math
 
 import torch
@@ -364,7 +364,7 @@ def h_star(x, z):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex3_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 g = torch.Generator().manual_seed(0)
 n = 400_000
 randn = lambda: torch.randn(n, generator=g, dtype=torch.float64)

@@ -648,7 +648,7 @@ assert max(wide_errs) < 0.03 and max(narrow_errs) > 5 * max(wide_errs)
 # and implement it element-wise. Why is it zero only when $p = q$, and why does it
 # punish a too-narrow $q$ and a too-wide one alike, where a one-way KL does not?
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex4_1", "locked": false, "schema_version": 3, "solution": true}
 import torch
 
 
@@ -660,7 +660,7 @@ def symmetric_kl(m1, s1, m2, s2):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex4_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 m1, s1, m2, s2 = (torch.tensor(v, dtype=torch.float64) for v in ([0.0, 1.0, -2.0, 0.3], [1.0, 0.5, 2.0, 1.0],
                                                                   [0.0, 0.0, 1.0, 0.3], [2.0, 1.0, 0.7, 1.0]))
 N, kl = torch.distributions.Normal, torch.distributions.kl_divergence

@@ -508,7 +508,7 @@ print(f"the inverse costs {timing['inverse (density at given points)'] / timing[
 # it for a batch of points $z$ of shape `(n, d)`. The check compares it with the
 # log-determinant of the full Jacobian computed by autograd, in $d = 2$ and $d = 5$.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex5_1", "locked": false, "schema_version": 3, "solution": true}
 import torch
 
 
@@ -520,7 +520,7 @@ def planar_log_det(z, w, u, b):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex5_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 def autograd_log_det(z, w, u, b):
     layer = lambda v: v + u * torch.tanh(v @ w + b)
     return torch.stack([torch.linalg.slogdet(torch.autograd.functional.jacobian(layer, v))[1] for v in z])

@@ -574,7 +574,7 @@ print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {profile(
 # Use $\log\sigma(t) = -\log(1 + e^{-t})$ and $\log(1 - \sigma(t)) = \log\sigma(-t)$
 # to write it so that it stays finite for any logits, with correct gradients.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex6_1", "locked": false, "schema_version": 3, "solution": true}
 import torch
 
 
@@ -586,7 +586,7 @@ def discriminator_loss(logit_pos, logit_neg):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex6_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 pos, neg = torch.tensor([2.0, -0.5, 0.1]), torch.tensor([-1.0, 0.3])
 labels = torch.cat([torch.ones(3), torch.zeros(2)])
 per_class = torch.nn.functional.binary_cross_entropy_with_logits

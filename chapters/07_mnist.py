@@ -340,7 +340,7 @@ print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {PROFILE}
 # $p(x|z) = \mathcal N(z, 1)$, so $p(x) = \mathcal N(0, 2)$, with the deliberately wrong
 # encoder $q(z|x) = \mathcal N(x/2, 1)$ (the true posterior is $\mathcal N(x/2, 1/2)$).
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex7_1", "locked": false, "schema_version": 3, "solution": true}
 import math
 
 import torch
@@ -353,7 +353,7 @@ def iwae_bound(log_w):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex7_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 N = torch.distributions.Normal
 g = torch.Generator().manual_seed(7)
 x = math.sqrt(2) * torch.randn(2000, generator=g, dtype=torch.float64)

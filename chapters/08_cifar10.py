@@ -240,7 +240,7 @@ print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {PROFILE}
 # must score exactly 8 bits per dimension, and a model twice as dense everywhere
 # on its support 7.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex8_1", "locked": false, "schema_version": 3, "solution": true}
 import math
 
 
@@ -251,7 +251,7 @@ def bits_per_dim(nll_nats, D):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex8_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 D = 3 * 32 * 32
 print(f"uniform on [0,1)^D: {bits_per_dim(0.0, D):.6f} bits/dim")
 assert abs(bits_per_dim(0.0, D) - 8.0) < 1e-12, "the uniform density on [0,1)^D is 8 bits per dimension"

@@ -206,7 +206,7 @@ print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {PROFILE}
 # probability of $x$. Careful: in float32, $(255 + u)/256$ rounds to exactly 1.0 for
 # $u$ close enough to 1, which leaves the bin.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex9_1", "locked": false, "schema_version": 3, "solution": true}
 import torch
 
 
@@ -218,7 +218,7 @@ def dequantize(x, generator):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex9_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 x = torch.arange(256, dtype=torch.uint8).repeat(2000)
 y = dequantize(x, torch.Generator().manual_seed(9))
 assert y.dtype == torch.float32 and y.shape == x.shape

@@ -175,7 +175,7 @@ print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s")
 # (the paper's 82.51 against 81.14) can be decisive when measured on the same 10,000
 # digits, even though each model's NLL varies by tens of nats from digit to digit.
 
-# %%
+# %% nbgrader={"grade": false, "grade_id": "ex10_1", "locked": false, "schema_version": 3, "solution": true}
 import torch
 
 
@@ -187,7 +187,7 @@ def paired_difference(a, b):
     ### END SOLUTION
 
 
-# %%
+# %% nbgrader={"grade": true, "grade_id": "ex10_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
 g = torch.Generator().manual_seed(10)
 difficulty = 80 + 25 * torch.randn(10_000, generator=g, dtype=torch.float64)   # shared by both models
 a = difficulty + 1.4 + 2 * torch.randn(10_000, generator=g, dtype=torch.float64)

@@ -1,8 +1,13 @@
 """Course assignments: the student version of a chapter runs, fails its checks
-until solved, and passes them with the reference solution."""
+until solved, and passes them with the reference solution; the chapters carry
+nbgrader's cell metadata, and nbgrader itself (if installed) accepts and grades them."""
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
 from asvae_lib import assignments
@@ -69,3 +74,66 @@ def test_make_assignments_writes_student_notebooks(tmp_path):
     assert written == sorted(c.stem for c in WITH_EXERCISES)
     text = (tmp_path / (WITH_EXERCISES[0].stem + ".ipynb")).read_text()
     assert "raise NotImplementedError()" in text and BEGIN_SOLUTION not in text
+
+
+@pytest.mark.parametrize("chapter", WITH_EXERCISES, ids=lambda p: p.stem)
+def test_exercise_cells_carry_nbgrader_metadata(chapter, tmp_path):
+    n, code = assignments.chapter_number(chapter), [c for c in jupytext.read(chapter).cells if c.cell_type == "code"]
+    marked = {c.metadata["nbgrader"]["grade_id"]: c for c in code if "nbgrader" in c.metadata}
+    assert marked, f"{chapter.name} has no nbgrader metadata: run `python -m asvae_lib.assignments --mark`"
+    solution, check = marked[f"ex{n}_1"], marked[f"ex{n}_1_check"]
+    assert solution.metadata["nbgrader"]["solution"] and BEGIN_SOLUTION in solution.source
+    assert check.metadata["nbgrader"]["grade"] and check.metadata["nbgrader"]["locked"] and "assert" in check.source
+    assert all(BEGIN_SOLUTION not in c.source for c in code if "nbgrader" not in c.metadata)
+    copy = tmp_path / chapter.name
+    copy.write_text(chapter.read_text())
+    assert not assignments.mark_chapter(copy), f"{chapter.name}: run `python -m asvae_lib.assignments --mark`"
+
+
+def test_a_solution_without_a_check_is_refused():
+    notebook = jupytext.reads("# %%\nx = 1\n### BEGIN SOLUTION\n### END SOLUTION\n", fmt="py:percent")
+    with pytest.raises(ValueError, match="ex3_1: the solution cell must be followed by a cell that checks it"):
+        assignments.mark_for_nbgrader(notebook, 3)
+
+
+def nbgrader(course, *args):
+    """Run nbgrader in ``course`` (it calls `alembic` from PATH, which sits beside this Python)."""
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode == 0 and "ERROR" not in done.stderr, done.stderr[-3000:]
+
+
+def test_nbgrader_accepts_every_chapter_and_grades_an_exercise(tmp_path):
+    """nbgrader itself: `generate_assignment` on every chapter (it stops at a solution region outside a
+    solution cell); then `autograde` of chapter 8's exercise section (the whole chapter would take
+    minutes to execute twice): the reference solution scores full marks, the untouched student version 0."""
+    pytest.importorskip("nbgrader", reason="nbgrader is not installed (pip install nbgrader); "
+                                           "`make assignments` writes student versions without it")
+    from nbgrader.api import Gradebook
+    (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.root = "."\n')
+    for chapter in CHAPTERS:
+        folder = tmp_path / "source" / "book"
+        folder.mkdir(parents=True, exist_ok=True)
+        nbformat.write(jupytext.read(chapter), folder / (chapter.stem + ".ipynb"))
+    nbgrader(tmp_path, "generate_assignment", "book")
+    assert sorted(p.stem for p in (tmp_path / "release" / "book").glob("*.ipynb")) == [c.stem for c in CHAPTERS]
+
+    chapter = next(c for c in CHAPTERS if c.stem.startswith("08_"))
+    exercises = jupytext.read(chapter)
+    start = max(i for i, c in enumerate(exercises.cells)
+                if c.cell_type == "markdown" and c.source.startswith("## Exercises"))
+    exercises.cells = exercises.cells[start:]
+    source = tmp_path / "source" / "ex8" / "ex8.ipynb"
+    source.parent.mkdir(parents=True)
+    nbformat.write(exercises, source)
+    nbgrader(tmp_path, "generate_assignment", "ex8")
+    for student, notebook in (("solved", source), ("unsolved", tmp_path / "release" / "ex8" / "ex8.ipynb")):
+        (tmp_path / "submitted" / student / "ex8").mkdir(parents=True)
+        (tmp_path / "submitted" / student / "ex8" / "ex8.ipynb").write_bytes(notebook.read_bytes())
+    nbgrader(tmp_path, "autograde", "ex8")
+    with Gradebook(f"sqlite:///{tmp_path / 'gradebook.db'}") as book:
+        scores = {s: (book.find_submission("ex8", s).score, book.find_submission("ex8", s).max_score)
+                  for s in ("solved", "unsolved")}
+    assert scores == {"solved": (1.0, 1.0), "unsolved": (0.0, 1.0)}

@@ -1,6 +1,8 @@
 """The book's invariants: paired, executed notebooks; CI types what the README says."""
 import json
+import os
 import re
+import subprocess
 from pathlib import Path
 
 import jupytext
@@ -55,3 +57,20 @@ def test_readme_lists_every_chapter():
     readme = (ROOT / "README.md").read_text()
     missing = [p.stem for p in SOURCES if p.stem not in readme]
     assert not missing, f"README's chapter table lacks {missing}"
+
+
+@pytest.mark.parametrize("uid", ["0", "1000"], ids=["root", "user"])
+def test_make_lab_allows_root_only_as_root_and_passes_lab_args(tmp_path, uid):
+    """`make lab` as root needs --allow-root (Jupyter refuses root otherwise); LAB_ARGS is passed on.
+    A stand-in `id` on PATH plays the user; `make -n` prints the command without running it."""
+    fake_id = tmp_path / "id"
+    fake_id.write_text(f"#!/bin/sh\necho {uid}\n")
+    fake_id.chmod(0o755)
+    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(["make", "-n", "lab", "LAB_ARGS=--port 9999 --no-browser"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    command = done.stdout.split()
+    assert command[1:5] == ["-m", "jupyter", "lab", "chapters"]
+    assert ("--allow-root" in command) == (uid == "0")
+    assert command[-3:] == ["--port", "9999", "--no-browser"]

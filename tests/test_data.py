@@ -1,7 +1,11 @@
 """asvae_lib.data: the quick-profile data, dequantisation, and the full profile's failures (no network)."""
+import io
+import socket
 import sys
+import time
 import types
 import urllib.error
+import zipfile
 
 import numpy as np
 import pytest
@@ -189,6 +193,17 @@ def test_imagenet32_corrupt_file(tmp_path, no_imagenet_env):
     _full_imagenet32(tmp_path, "train_data_batch_2.npz is not a readable .npz")
 
 
+def test_imagenet32_truncated_array_is_named(tmp_path, no_imagenet_env, monkeypatch):
+    """A file whose header promises more rows than its array holds ("EOF: reading array data")."""
+    monkeypatch.setattr(data, "IMAGENET32_ROWS", {"train": 50, "test": 7})
+    folder = _fake_imagenet32(tmp_path / "imagenet32")
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "|u1", "fortran_order": False, "shape": (5, 3072)})
+    with zipfile.ZipFile(folder / "train_data_batch_4.npz", "w") as z:
+        z.writestr("data.npy", header.getvalue() + bytes(3 * 3072))        # 3 of the 5 rows
+    _full_imagenet32(tmp_path, r"train_data_batch_4\.npz: its 'data' array cannot be read .*truncated")
+
+
 def test_imagenet32_loads_and_holds_out_validation(tmp_path, no_imagenet_env, monkeypatch):
     monkeypatch.setattr(data, "IMAGENET32_ROWS", {"train": 50, "test": 7})
     monkeypatch.setattr(data, "IMAGENET32_VAL", 6)
@@ -278,3 +293,20 @@ def test_full_cifar10_split_and_channel_order(tmp_path, monkeypatch):
     chw = d.val.reshape(-1, 3, 32, 32)
     assert (chw[:, 1] == 1).all() and (chw[:, 2] == 2).all() and (chw[:, 0, 1:] == 0).all()
     assert d.test.reshape(-1, 3, 32, 32)[:, 0, 0, 0].tolist() == [(6_000 + i) % 256 for i in range(300)]
+
+
+def test_a_download_that_never_answers_times_out(tmp_path, monkeypatch):
+    """The real torchvision CIFAR-10 class against a server on 127.0.0.1 that accepts connections
+    and never replies: the download gives up after DOWNLOAD_TIMEOUT_S, with the usual message."""
+    import torchvision.datasets
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)                                # the kernel accepts; nobody ever answers
+        url = f"http://127.0.0.1:{server.getsockname()[1]}/cifar-10-python.tar.gz"
+        monkeypatch.setattr(torchvision.datasets.CIFAR10, "url", url)
+        monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 1.0)
+        start = time.perf_counter()
+        with pytest.raises(DataUnavailable, match="could not download CIFAR-10 .*cifar-10-python.tar.gz"):
+            data.load("cifar10", "full", root=tmp_path)
+    assert time.perf_counter() - start < 20
+    assert socket.getdefaulttimeout() is None          # restored for everything else

@@ -7,8 +7,14 @@ networks, data and learning rate, fewer steps and a smaller evaluation.
 import datetime
 import json
 import math
+import os
 import platform
 import re
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pytest
@@ -18,6 +24,7 @@ import torchvision
 from asvae_lib import bench, data, train
 
 ORIGINAL_EXPERIMENT = train.experiment
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -178,3 +185,119 @@ def test_bench_step_throughput_quick(method):
 def test_bench_sampling_throughput_quick():
     rate = bench.sampling_throughput("mnist", "quick", torch.device("cpu"), n=100, repeats=2)
     assert math.isfinite(rate) and rate > 0
+
+
+# ----- failures before training: one line on stderr, exit code 2, nothing half-written ---------
+def cli(tmp_path, *options):
+    """Run the command line on the quick MNIST set; (exit code, stderr)."""
+    return train.main(["--dataset", "mnist", "--method", "vae", "--profile", "quick",
+                       "--results", str(tmp_path / "results"), *options])
+
+
+def one_line_error(capsys):
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("device, match", [("gpu", "--device.* not a device name torch knows"),
+                                           ("cuda", "--device.*no usable CUDA GPU")])
+def test_cli_refuses_a_device_before_creating_anything(tmp_path, monkeypatch, capsys, device, match):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)    # a CPU-only machine, wherever this runs
+    assert cli(tmp_path, "--runs", str(tmp_path / "runs"), "--device", device) == 2
+    assert re.search(match, one_line_error(capsys))
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
+
+
+def test_cli_refuses_negative_minutes(tmp_path, capsys):
+    assert cli(tmp_path, "--runs", str(tmp_path / "runs"), "--max-minutes", "-5") == 2
+    assert "--max-minutes" in one_line_error(capsys)
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("where", ["a file", "an unwritable place"])
+def test_cli_names_a_runs_folder_it_cannot_write(tmp_path, shrink, capsys, where):
+    shrink(max_steps=2)
+    if where == "a file":
+        runs = tmp_path / "runs"
+        runs.write_text("not a folder")
+    else:
+        runs = Path("/proc/asvae-test-runs")       # nobody, not even root, can create folders in /proc
+    assert cli(tmp_path, "--runs", str(runs)) == 2
+    err = one_line_error(capsys)
+    assert f"cannot write the run folder {runs}" in err and "--runs" in err
+    assert not (tmp_path / "results").exists()
+
+
+def test_cli_names_a_truncated_checkpoint(tmp_path, shrink, capsys):
+    shrink(max_steps=10)
+    runs = tmp_path / "runs"
+    assert cli(tmp_path, "--runs", str(runs)) == 0
+    last = runs / "quick" / "mnist" / "vae" / "last.pt"
+    last.write_bytes(last.read_bytes()[:4096])
+    capsys.readouterr()
+    assert cli(tmp_path, "--runs", str(runs)) == 2
+    assert f"error: {last} is truncated or corrupted" in one_line_error(capsys)
+
+
+def test_cli_refuses_another_experiments_checkpoint_and_writes_no_spec(tmp_path, shrink, capsys, monkeypatch):
+    """A checkpoint copied into a run folder without spec.json, from a run with other network sizes."""
+    shrink(max_steps=10)
+    assert cli(tmp_path, "--runs", str(tmp_path / "small")) == 0
+    folder = tmp_path / "big" / "quick" / "mnist" / "vae"
+    folder.mkdir(parents=True)
+    (folder / "last.pt").write_bytes((tmp_path / "small" / "quick" / "mnist" / "vae" / "last.pt").read_bytes())
+    wider = train.experiment
+
+    def other_sizes(dataset, profile):
+        spec = wider(dataset, profile)
+        spec["model"]["hidden"] *= 2
+        return spec
+
+    monkeypatch.setattr(train, "experiment", other_sizes)
+    capsys.readouterr()
+    assert cli(tmp_path, "--runs", str(tmp_path / "big")) == 2
+    assert f"{folder / 'last.pt'} holds a model of other sizes" in one_line_error(capsys)
+    assert sorted(p.name for p in folder.iterdir()) == ["last.pt"]        # no spec.json, nothing else
+
+
+# ----- Ctrl-C and SIGTERM on the command line --------------------------------------------------
+CLI_DRIVER = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from asvae_lib import train, trainer
+original, step = train.experiment, trainer.Trainer.train_step
+
+def long(dataset, profile):
+    spec = original(dataset, profile)
+    spec["train"].update(max_steps=100_000, checkpoint_every=100_000, eval_every=100_000)
+    return spec
+
+def announced(self, x):
+    record = step(self, x)
+    print("step", self.step + 1, flush=True)
+    return record
+
+train.experiment, trainer.Trainer.train_step = long, announced
+sys.exit(train.main(sys.argv[2:]))
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_cli_interrupted_saves_exits_128_plus_signal_and_says_how_to_resume(tmp_path, signum):
+    runs = tmp_path / "runs"
+    argv = ["--dataset", "mnist", "--method", "vae", "--profile", "quick", "--runs", str(runs)]
+    proc = subprocess.Popen([sys.executable, "-c", CLI_DRIVER, str(ROOT), *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    for line in proc.stdout:
+        if line.startswith("step") and int(line.split()[1]) >= 3:
+            break
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in err
+    last = runs / "quick" / "mnist" / "vae" / "last.pt"
+    saved = torch.load(last, weights_only=False)["step"]
+    message = err.rstrip().splitlines()[-1]            # (tqdm's bar is on stderr too, before it)
+    assert f"at step {saved}: saved {last}" in message
+    assert message.endswith(f"to resume, run the same command again: python -m asvae_lib.train {shlex.join(argv)}")
