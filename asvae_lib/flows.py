@@ -54,6 +54,11 @@ def _log_det(t: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
     return torch.log(torch.abs(1 + (1 - t**2) * c) + 1e-12).sum(-1)
 
 
+def _stacked(tanhs: list, like: torch.Tensor) -> torch.Tensor:
+    """The layers' tanh values as columns of an (n, length) tensor; (n, 0) for a flow of no layers."""
+    return torch.stack(tanhs, 1) if tanhs else like.new_zeros(len(like), 0)
+
+
 def bracket_alpha(t: torch.Tensor, c: torch.Tensor):
     """Bounds ``lo <= alpha <= hi`` on the root of ``g(alpha) = alpha + c tanh(alpha) = t``, for ``t >= 0``.
 
@@ -143,7 +148,7 @@ class PlanarFlow(nn.Module):
             t = torch.tanh(torch.addmv(b_k, z, w_k))         # tanh(w^T z + b)
             z = torch.addr(z, t, u_k)                         # z + u_hat tanh(w^T z + b)
             tanhs.append(t)
-        return z, _log_det(torch.stack(tanhs, 1), c)
+        return z, _log_det(_stacked(tanhs, z), c)
 
     def inverse(self, y: torch.Tensor, newton_steps: int = 6):
         """The ``z`` with ``forward(z) = y``, and ``log |det dy/dz|`` at that ``z``.
@@ -161,7 +166,7 @@ class PlanarFlow(nn.Module):
             t = torch.tanh(_newton_step(solve_alpha(target, c_k, newton_steps), target, c_k))
             y = torch.addr(y, t, u_k, alpha=-1)              # z = y - u_hat tanh(alpha)
             tanhs.append(t)
-        return y, _log_det(torch.stack(tanhs[::-1], 1), c)
+        return y, _log_det(_stacked(tanhs[::-1], y), c)
 
 
 class ReferencePlanarFlow(PlanarFlow):

@@ -61,7 +61,7 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from asvae_lib.flows import PlanarFlow, flow_log_prob
+from asvae_lib.flows import PlanarFlow, bracket_alpha, flow_log_prob, solve_alpha
 from asvae_lib.gaussians import Gaussian, standard_normal
 from asvae_lib.profile import pick, profile
 
@@ -95,10 +95,12 @@ print("profile:", profile(), "| lengths:", LENGTHS, "| Adam steps:", STEPS, "| t
 #
 # That is $O(d)$ work instead of $O(d^3)$, which is what makes a chain of 80
 # layers on a 784-dimensional MNIST image affordable. The log-determinant of the
-# chain is the sum over layers. Here is the library's layer and chain:
+# chain is the sum over layers. Here is the library's chain: the quantities that do
+# not depend on the points ($\hat u$, $w$, $b$, $c = w^\top\hat u$) for all layers at once,
+# then three operations per layer, and every layer's log-determinant in one sum:
 
 # %%
-print(inspect.getsource(PlanarFlow._layer))
+print(inspect.getsource(PlanarFlow.layers))
 print(inspect.getsource(PlanarFlow.forward))
 
 # %% [markdown]
@@ -231,31 +233,43 @@ for name, f in (("random", random_flow), ("adversarial", bad_flow)):
 #
 # To evaluate a flow's density at a given $y$ we need $z_0 = f^{-1}(y)$. There is no
 # closed form, but section 2 reduced each layer's inverse to the scalar equation
-# $g_c(\alpha) = w^\top y + b$ with $g_c$ increasing. Since $|\tanh| < 1$ the root lies
-# within $|c|$ of the target, so bisection on $[\,t - |c|,\ t + |c|\,]$ (a little
-# widened) halves the bracket 20 times (it cannot fail: $g_c$ is monotone), then two
-# Newton steps, each clamped to the bracket, square the remaining error twice;
-# then $z = y - \hat u\tanh\alpha$, and we move to the previous layer. (Sixty
-# halvings alone reach the same accuracy at three times the cost; the cost matters,
-# because AS-VAE inverts an 80-layer flow at every training step.)
+# $g_c(\alpha) = t$, $t = w^\top y + b$, with $g_c(\alpha) = \alpha + c\tanh\alpha$ increasing and
+# odd, so we solve for $|t|$ and restore the sign. On $\alpha \ge 0$,
+# $g_c'' = -2c\,(1-\tanh^2\alpha)\tanh\alpha$ has one sign: $g_c$ is concave for $c \ge 0$
+# and convex for $-1 \le c < 0$. Newton's method on an increasing concave (convex)
+# function, started below (above) the root, never overshoots it and converges
+# quadratically; it needs only a bound on the right side. With $s = \tanh\alpha \le \alpha$,
+# $|s| \le 1$ and $\operatorname{artanh}s \ge s + s^3/3$: for $c \ge 0$ the root lies in
+# $[\max(t-c,\ t/(1+c)),\ \min(t,\ \operatorname{artanh}\tfrac{t}{1+c})]$; for $c < 0$ in
+# $[\,t,\ \min(t+|c|,\ t/(1+c),\ \operatorname{artanh}(3t/|c|)^{1/3})]$. The cube-root bound
+# is the one that matters near $c = -1$, where $g_c \approx \alpha^3/3$ is flat at 0. Six
+# Newton steps from that bound, each clamped to the bracket (a safeguard where rounding
+# makes $g_c$ look flat), reach float64 rounding for $|c|$ up to $10^8$ (checked on a
+# grid in `tests/test_flows.py`); then $z = y - \hat u\tanh\alpha$, and we move to the
+# previous layer. The cost matters, because AS-VAE inverts an 80-layer flow at every
+# training step, so $\hat u$ and $c$ of all layers are computed once per call.
+# (`ReferencePlanarFlow` keeps a plainer version, 20 bisections before the Newton
+# steps, and the tests compare the two.)
 #
-# Bisection gives no useful gradient, yet maximum likelihood must differentiate
+# The root finding runs without gradient tracking, yet maximum likelihood must differentiate
 # through $z_0(y)$. The library therefore finishes with **one Newton step taken with
 # gradient tracking**, $\alpha = \alpha_0 - (g_c(\alpha_0) - t)/g_c'(\alpha_0)$, from the
-# (gradient-free) bisection root $\alpha_0$. At the root the residual is zero, so the value
+# (gradient-free) root $\alpha_0$. At the root the residual is zero, so the value
 # does not move, but its derivative is $\partial\alpha/\partial t = 1/g_c'(\alpha)$ and
 # $\partial\alpha/\partial c = -\tanh\alpha / g_c'(\alpha)$: exactly the
 # implicit-function-theorem derivatives of the root.
 
 # %%
+print(inspect.getsource(bracket_alpha))
+print(inspect.getsource(solve_alpha))
 print(inspect.getsource(PlanarFlow.inverse))
 print(inspect.getsource(flow_log_prob))
 
 # %% [markdown]
 # **Checks.** (a) Round trip: push $z$ forward, invert, and compare points and
 # log-determinants, for a bent 10-layer flow and for an 80-layer one (the paper's
-# length). Bisection leaves an error of $2|c|\,2^{-20}$ per layer, which each of the three
-# Newton steps squares, so each layer is inverted to rounding; we allow $10^{-8}$ for the
+# length). Six Newton steps from a bound on the root, then the differentiable one,
+# invert each layer to rounding; we allow $10^{-8}$ for the
 # rounding accumulated through 80 layers. (b) The gradient of $\log p(y)$ through the
 # inverse, against finite differences (`torch.autograd.gradcheck`, float64).
 
@@ -458,7 +472,7 @@ print("mass inside the plotted window:", {k: round((v.sum() * cell).item(), 4) f
 # quick profile, one or two layers do no better than the best Gaussian, while four
 # and eight close most of the gap to the truth. Second, AS-VAE evaluates
 # densities at points the flow did not sample, so it must **invert** the chain:
-# 80 sequential scalar root-finds, each 60 bisection steps plus one Newton step,
+# 80 sequential scalar root-finds, each six Newton steps from a bound on the root plus one differentiable Newton step,
 # against a single pass forwards. We time both on a minibatch at the paper's length.
 
 # %%
@@ -475,10 +489,10 @@ for name, fn in (("forward (sample + density)", lambda: f(z)), ("inverse (densit
 print(f"the inverse costs {timing['inverse (density at given points)'] / timing['forward (sample + density)']:.0f} times the forward pass here")
 
 # %% [markdown]
-# The inverse is several times dearer than the forward pass here (the exact
-# ratio depends on the machine: both passes are dominated by per-operation overhead
-# at this size, and the inverse runs 20 bisection and 3 Newton steps per layer, without
-# gradient tracking, where the forward pass runs one step with it). Training by
+# The inverse is many times dearer than the forward pass (the ratio printed above
+# depends on the machine: both passes are dominated by per-operation overhead at this
+# size, and the inverse runs a bracket and seven Newton steps per layer, six of them
+# without gradient tracking, where the forward pass runs three operations per layer). Training by
 # maximum likelihood pays it at every step, which is why section 4 stops at 8 layers
 # in the quick profile. Chapter 6 puts the pieces together: AS-VAE in
 # two dimensions, with these flows as encoder and decoder and the discriminators of
@@ -491,7 +505,7 @@ print(f"the inverse costs {timing['inverse (density at given points)'] / timing[
 # | planar log-det = $\log\lvert 1 + (1-\tanh^2\alpha)\,w^\top\hat u\rvert$ (determinant lemma) | against autograd's full Jacobian, $10^{-10}$ |
 # | a layer is invertible iff $w^\top\hat u \ge -1$ | 1-D reduction; $g_c$ monotone for $c\ge-1$, folds for $c=-2$ |
 # | the $\hat u$ reparametrisation always satisfies it | random and adversarial parameters ($w^\top u$ down to $-10^4$) |
-# | the inverse (bisection + one Newton step) is exact and differentiable | round trip to $10^{-8}$ at length 10 and 80; `gradcheck` |
+# | the inverse (Newton from a bound on the root + one differentiable Newton step) is exact and differentiable | round trip to $10^{-8}$ at length 10 and 80; `gradcheck` |
 # | the flow's density integrates to 1 | 0.05 grid, $10^{-6}$ |
 # | a flow fits a banana a Gaussian cannot | held-out log-likelihood: > 0.3 nats over the ML Gaussian, never above the truth; 1 layer beats 0, the longest beats 1 and 2 (4 paired s.e.) |
 

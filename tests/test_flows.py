@@ -193,3 +193,10 @@ def test_solve_alpha_reaches_rounding_on_a_grid(dtype):
         g = alpha + c64 * torch.tanh(alpha)
         scale = alpha.abs() + (c64 * torch.tanh(alpha)).abs() + t64
         assert ((g - sign * t64).abs() <= 4 * torch.finfo(dtype).eps * scale).all()
+
+
+def test_a_flow_of_no_layers_is_the_identity():
+    flow = PlanarFlow(2, 0)
+    y = torch.randn(4, 2)
+    for out, log_det in (flow(y), flow.inverse(y)):
+        assert torch.equal(out, y) and torch.equal(log_det, torch.zeros(4))
