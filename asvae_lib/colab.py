@@ -2,8 +2,9 @@
 
 Every chapter starts with an "Open in Colab" badge and, as its first code cell,
 the cell :func:`setup_cell` writes. On Colab that cell clones the book, installs
-its library with the packages the chapters need (``pip install -e .[book]``:
-Colab's own torch satisfies ``torch>=2.2`` and is kept), makes the clone the
+its library with the packages the chapters need (``pip install -e .[book]``, with
+the installed torch pinned, so that pip keeps Colab's torch and fits torchvision to it
+even where torchvision is missing), makes the clone the
 working directory, and asks for a GPU. With a GPU it selects the full profile
 (unless ``ASVAE_PROFILE`` was set before the cell ran); without one it says how
 to get one and stays in the quick profile. Anywhere else the cell does nothing.
@@ -50,7 +51,12 @@ if "google.colab" in sys.modules:
     BOOK = "{CLONE}"
     if not os.path.isdir(BOOK):
         subprocess.run(["git", "clone", "--depth", "1", "--branch", "{BRANCH}", "{repository}", BOOK], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    from importlib.metadata import PackageNotFoundError, version
+    try:                                   # keep the torch that is there: pip then fits torchvision to it
+        keep = ["torch==" + version("torch")]
+    except PackageNotFoundError:
+        keep = []
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]", *keep], check=True)
     sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
     os.chdir(BOOK + "/chapters")
     import torch

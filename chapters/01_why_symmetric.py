@@ -44,7 +44,12 @@ if "google.colab" in sys.modules:
     BOOK = "/content/asvae-book"
     if not os.path.isdir(BOOK):
         subprocess.run(["git", "clone", "--depth", "1", "--branch", "main", "https://github.com/asvae-book/asvae-book", BOOK], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]"], check=True)
+    from importlib.metadata import PackageNotFoundError, version
+    try:                                   # keep the torch that is there: pip then fits torchvision to it
+        keep = ["torch==" + version("torch")]
+    except PackageNotFoundError:
+        keep = []
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-e", BOOK + "[book]", *keep], check=True)
     sys.path.insert(0, BOOK)               # the editable install is seen by new kernels; this one needs the path
     os.chdir(BOOK + "/chapters")
     import torch
