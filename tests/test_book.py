@@ -66,8 +66,10 @@ def test_make_lab_allows_root_only_as_root_and_passes_lab_args(tmp_path, uid):
     fake_id = tmp_path / "id"
     fake_id.write_text(f"#!/bin/sh\necho {uid}\n")
     fake_id.chmod(0o755)
-    env = {**os.environ, "PATH": f"{tmp_path}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(["make", "-n", "lab", "LAB_ARGS=--port 9999 --no-browser"], cwd=ROOT, env=env,
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}  # under `make test`
+    env["PATH"] = f"{tmp_path}{os.pathsep}{os.environ['PATH']}"
+    done = subprocess.run(["make", "--no-print-directory", "-n", "lab", "LAB_ARGS=--port 9999 --no-browser"],
+                          cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     command = done.stdout.split()
