@@ -329,11 +329,10 @@ print(inspect.getsource(train_discriminator))
 # With a constant step size, Adam's last iterates keep jumping around the optimum
 # by an amount set by the minibatch noise; `anneal=True` decays the step size to
 # zero on a cosine, so the final classifier sits still. The run below takes 400
-# steps of 1024 samples of each class (about 40 passes over the data). More steps
-# buy little: while writing this chapter we ran this recipe and one with three
-# times as many steps on 8 seeds (training data and initialisation), and the
-# geometric-mean error went only from 0.20 to 0.18; what is left is mostly the
-# network's estimation error from finitely many samples.
+# steps of 1024 samples of each class (about 40 passes over the data). What is left
+# after annealing is mostly the network's estimation error from finitely many
+# samples, which more passes over the same data cannot remove (the full profile
+# takes ten times the data and the steps).
 
 # %%
 n_train = pick(quick=10_000, full=100_000)

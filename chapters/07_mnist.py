@@ -315,8 +315,8 @@ widgets.interact(
 # %% [markdown]
 # ## 7. What the full profile measured
 #
-# The full-profile runs behind `results/mnist-*-full.json` were made on a borrowed
-# GPU with a time cap, which the result files record (device, versions, steps,
+# The full-profile runs behind `results/mnist-*-full.json` were made on a GPU with
+# a time cap, which the result files record (device, versions, steps,
 # why each run stopped). The reproduction chapter puts them beside the paper.
 
 # %%

@@ -137,14 +137,14 @@ for section, dataset, method, quantity, paper, unit in PAPER:
 #
 # ## 3. What the table says, and what is open
 #
-# * **MNIST.** The full-profile runs were made on a borrowed H200 under a
-#   time cap of minutes, so they stopped after a few epochs (the runs that reach
+# * **MNIST.** The full-profile runs were made under a time cap of minutes (their
+#   device is in each result file), so they stopped after a few epochs (the runs that reach
 #   early stopping take hours with 80-layer flows: see `make bench`). Their NLLs
 #   are far above the paper's, as an unfinished run's must be; they measure the
 #   pipeline, not the paper's claim. The claim (AS-VAE 82.51, AS-VAE-r 81.14, below
 #   the flow VAE's 85.10) stays **open** until a run reaches early stopping.
-# * **CIFAR-10 and ImageNet 32x32.** No full-profile run yet: these data sets
-#   cannot be fetched on the machines this book was built on. Rows are open.
+# * **CIFAR-10 and ImageNet 32x32.** No result file measures them yet (CIFAR-10 is
+#   downloaded by the full profile; ImageNet 32x32 needs an account). Rows are open.
 #
 # The checks below keep the table honest: every "ours" value comes from a file,
 # and a row is never called converged unless its run stopped by early stopping.
