@@ -280,8 +280,6 @@ class _Conditional:
         y = self.rsample(c)
         return y, self.log_prob(y, c)
 
-    mean = None   # not needed by the objectives
-
 
 class WorldAsModel:
     """The Gaussian world dressed as an ``models.ASVAE``, so that the library's objectives
