@@ -4,7 +4,7 @@ CHAPTERS  := $(sort $(wildcard chapters/*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 LIBRARY   := $(wildcard asvae_lib/*.py)
 
-.PHONY: help test unit chapters e2e book lab clean train bench assignments
+.PHONY: help test unit chapters e2e book lab clean train mnist bench assignments
 help:
 	@echo "make test      unit tests, notebook checks, every chapter under nbval (quick profile)"
 	@echo "make e2e       run chapter 2 in JupyterLab in headless Chromium (apt-get install chromium)"
@@ -14,6 +14,9 @@ help:
 	@echo "make lab       open the chapters in JupyterLab (make lab LAB_ARGS=\"--port 9999 --no-browser\")"
 	@echo "make train DATASET=mnist METHOD=asvae [PROFILE=full] [MAX_MINUTES=0]"
 	@echo "               train, resume or re-score one model; writes results/<dataset>-<method>-<profile>.json"
+	@echo "make mnist [MAX_MINUTES=0] [TRAIN_ARGS=--train-only]"
+	@echo "               the four MNIST runs of chapter 7 (vae, asvae-r, asvae-g, asvae) in the full profile, one"
+	@echo "               after another; each resumes where it stopped (MAX_MINUTES caps each run's training time)"
 	@echo "make assignments  student versions of the chapters with exercises -> assignments/"
 	@echo "make bench     AS-VAE step vs VAE step, sampling speed, peak memory on this machine -> results/bench-*.json"
 
@@ -48,6 +51,13 @@ PROFILE ?= full
 MAX_MINUTES ?= 0
 train:
 	$(PY) -m asvae_lib.train --dataset $(DATASET) --method $(METHOD) --profile $(PROFILE) --max-minutes $(MAX_MINUTES)
+
+MNIST_METHODS := vae asvae-r asvae-g asvae
+TRAIN_ARGS ?=
+mnist:
+	for m in $(MNIST_METHODS); do \
+	  $(PY) -m asvae_lib.train --dataset mnist --method $$m --profile full --max-minutes $(MAX_MINUTES) $(TRAIN_ARGS) || exit $$?; \
+	done
 
 bench:
 	$(PY) -m asvae_lib.bench

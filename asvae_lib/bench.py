@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 
 from .flows import PlanarFlow, ReferencePlanarFlow
-from .train import REPO, build_model, experiment, provenance
+from .experiments import REPO, experiment, provenance
 from .trainer import TrainConfig, Trainer, pick_device
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
@@ -65,12 +65,12 @@ def step_throughput(dataset: str, method: str, profile: str, steps: int, device:
     flows run as :class:`ReferencePlanarFlow` (None if the networks have no flow)."""
     spec = experiment(dataset, profile)
     torch.manual_seed(0)
-    model = build_model(spec, SHAPES[dataset])
+    model = spec.build_model(SHAPES[dataset])
     if reference_flow and not use_reference_flows(model):
         return None
-    bs = batch_size or spec["train"]["batch_size"]
+    bs = batch_size or spec.train.batch_size
     x = torch.rand(bs, torch.tensor(SHAPES[dataset]).prod().item())
-    config = TrainConfig(method=method, device=str(device), **{**spec["train"], "batch_size": bs})
+    config = TrainConfig(method=method, device=str(device), **{**spec.train.__dict__, "batch_size": bs})
     trainer = Trainer(model, config, x, x[:2], progress=False)
     x = x.to(device)
     if device.type == "cuda":
@@ -85,7 +85,7 @@ def step_throughput(dataset: str, method: str, profile: str, steps: int, device:
 @torch.no_grad()
 def sampling_throughput(dataset: str, profile: str, device: torch.device, n: int = 1000, repeats: int = 5) -> float:
     """Generated images per second, in batches of ``n``."""
-    model = build_model(experiment(dataset, profile), SHAPES[dataset]).to(device).eval()
+    model = experiment(dataset, profile).build_model(SHAPES[dataset]).to(device).eval()
     return n / seconds_per_call(lambda: model.sample(n), repeats, device, warmup=1)
 
 
@@ -124,7 +124,7 @@ def bench(profile: str = "full", steps: int = 20, device: str = "auto", batches=
     dev = pick_device(device)
     result = {"profile": profile, "steps_timed": steps, **provenance(dev), "datasets": {}}
     for dataset in SHAPES:
-        per_batch, own_bs = {}, experiment(dataset, profile)["train"]["batch_size"]
+        per_batch, own_bs = {}, experiment(dataset, profile).train.batch_size
         for bs in sorted({own_bs, *batches}):
             try:
                 per_batch[str(bs)] = rows = batch_rows(dataset, profile, steps, dev, bs)

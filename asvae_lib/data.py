@@ -75,6 +75,11 @@ def dequantize(x: torch.Tensor, generator: torch.Generator | None = None) -> tor
     return (x.float() + u) / 256   # the clamp keeps x + u below x + 1 after float32 rounding
 
 
+def fixed_dequantize(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """:func:`dequantize` with a fixed seed: validation and test images, the same numbers every time."""
+    return dequantize(x, torch.Generator().manual_seed(seed))
+
+
 def images(x: torch.Tensor, shape) -> torch.Tensor:
     """Flat rows to (N, C, H, W) floats in [0, 1] for plotting; uint8 is divided by 255."""
     x = x.reshape(-1, *shape)

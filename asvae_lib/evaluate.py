@@ -12,12 +12,18 @@
   satisfies ``log P(x) >= E_u log p(y) - D log 256``, so the discrete NLL is at
   most the continuous one plus ``D log 256``; divide by ``D log 2`` for bits.
 * **RMSE** of reconstructions, pixels in [0, 1]; **time per generated image**.
+
+:func:`score` puts them together for one trained model of Part III, with FID and the
+Inception Score (:mod:`asvae_lib.image_metrics`) for colour images.
 """
+import dataclasses
 import math
 import time
 
 import torch
 
+from . import data as datasets
+from . import image_metrics
 from .objectives import prior_log_prob
 
 
@@ -72,3 +78,35 @@ def seconds_per_image(model, n: int = 1000, batch_size: int = 500) -> float:
     if model.device.type == "cuda":
         torch.cuda.synchronize()
     return (time.perf_counter() - start) / n
+
+
+def score(model, data: "datasets.ImageData", experiment, seed: int) -> dict:
+    """Test-set numbers of section 5.1 for one trained model of ``experiment`` (an
+    :class:`asvae_lib.experiments.Experiment`): the bounds in nats (MNIST) or bits per
+    dimension, RMSE, time per image, and FID and IS for colour images."""
+    ev = experiment.eval
+    test = data.test if ev.n_test is None else data.test[: ev.n_test]
+    x = datasets.fixed_dequantize(test, seed)
+    rows = 100_000 if model.device.type == "cuda" else 5_000      # images x k per chunk of the bound
+    out = {"n_test": len(x), "rmse": rmse(model, x), "seconds_per_image": seconds_per_image(model)}
+    if experiment.dataset == "mnist":
+        # pixels in [0, 1] are Bernoulli probabilities (section 5.1); the NLL is that of one
+        # fixed binarisation of the test images, a proper discrete likelihood in nats
+        binary = torch.bernoulli(x, generator=torch.Generator().manual_seed(seed))
+        out["nll_elbo_nats"] = -log_likelihood_bound(model, binary, 1, rows).mean().item()
+        for k in ev.iwae_ks:
+            out[f"nll_iwae{k}_nats"] = -log_likelihood_bound(model, binary, k, rows).mean().item()
+        return out
+    dim = x.shape[1]
+    out["bpd_elbo"] = bits_per_dim(-log_likelihood_bound(model, x, 1, rows).mean().item(), dim)
+    for k in ev.iwae_ks:
+        out[f"bpd_iwae{k}"] = bits_per_dim(-log_likelihood_bound(model, x, k, rows).mean().item(), dim)
+    n = ev.fid_samples
+    real = datasets.images(data.test[:n], data.shape)
+    fake = datasets.images(torch.cat([model.sample(min(500, n - i)).float().cpu() for i in range(0, n, 500)]).clamp(0, 1),
+                           data.shape)
+    fid = image_metrics.fid(real, fake, device=model.device)
+    isc = image_metrics.inception_score(fake, device=model.device, download=experiment.profile == "full")
+    for metric in (fid, isc):
+        out[metric.name] = dataclasses.asdict(metric)
+    return out

@@ -37,7 +37,7 @@ from .metrics2d import (
 )
 from .models import mlp_asvae
 from .objectives import elbo
-from .train import provenance
+from .experiments import provenance
 from .trainer import TrainConfig, Trainer, TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent

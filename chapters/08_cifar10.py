@@ -73,7 +73,7 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from asvae_lib import data, evaluate, image_metrics, models, plots, train
+from asvae_lib import data, evaluate, experiments, image_metrics, models, plots, train
 from asvae_lib.profile import pick, profile
 
 torch.set_num_threads(pick(quick=1, full=torch.get_num_threads()))
@@ -86,7 +86,7 @@ METHODS = pick(quick=("vae", "ali", "asvae"), full=("vae", "ali", "asvae-r", "as
 
 # %%
 try:
-    cifar = data.load("cifar10", root=train.REPO / "data" / "cache")
+    cifar = data.load("cifar10", root=experiments.REPO / "data" / "cache")
 except data.DataUnavailable as missing:
     raise SystemExit(f"CIFAR-10 is not available: {missing}") from None
 print(cifar.source)
@@ -137,7 +137,7 @@ assert exact_bits <= bound_bits + 1e-3 and bound_bits - exact_bits < 0.05
 
 # %%
 print(inspect.getsource(models.conv_asvae))
-spec = train.experiment("cifar10", PROFILE)
+spec = experiments.experiment("cifar10", PROFILE)
 print(spec)
 
 # %% [markdown]
@@ -145,8 +145,8 @@ print(spec)
 
 # %%
 torch.manual_seed(0)
-untrained = train.build_model(spec, cifar.shape)
-test_x = train.fixed_inputs(cifar.test, 0)
+untrained = spec.build_model(cifar.shape)
+test_x = data.fixed_dequantize(cifar.test, 0)
 untrained_bpd = evaluate.bits_per_dim(-evaluate.log_likelihood_bound(untrained, test_x).mean().item(), 3072)
 print(f"untrained model: {untrained_bpd:.2f} bits/dim from the ELBO")
 
@@ -154,7 +154,7 @@ trained, results = {}, {}
 for method in METHODS:
     trained[method], results[method], _ = train.run("cifar10", method)
     r = results[method]
-    print(f"{method:8s} {r['steps']} steps ({r['epochs']:.1f} epochs, {r['train_seconds']:.0f} s, {r['stop_reason']})")
+    print(f"{method:8s} {r.steps} steps ({r.epochs:.1f} epochs, {r.train_seconds:.0f} s, {r.stop_reason})")
 
 # %% [markdown]
 # ## 5. The table
@@ -166,10 +166,10 @@ for method in METHODS:
 # table shows it as unavailable.
 
 # %%
-K = spec["eval"]["iwae_k"]
+K = spec.eval.iwae_ks[0]
 print(f"{'method':8s} {'bpd ELBO':>9s} {f'bpd k={K}':>9s} {'RMSE':>7s} {'FID':>8s} {'IS':>7s}")
 for method, r in results.items():
-    m = r["metrics"]
+    m = r.metrics
     fid = "n/a" if m["FID"]["value"] is None else f"{m['FID']['value']:.1f}"
     isc = "n/a" if m["IS"]["value"] is None else f"{m['IS']['value']:.2f}"
     print(f"{method:8s} {m['bpd_elbo']:9.3f} {m[f'bpd_iwae{K}']:9.3f} {m['rmse']:7.4f} {fid:>8s} {isc:>7s}")
@@ -191,9 +191,9 @@ for name in ("FID", "IS"):
 
 # %%
 for method in ("vae", "asvae"):
-    assert results[method]["metrics"]["bpd_elbo"] < untrained_bpd - 1, method
-    assert results[method]["metrics"][f"bpd_iwae{K}"] <= results[method]["metrics"]["bpd_elbo"] + 1e-3, method
-assert results["ali"]["metrics"]["rmse"] > results["asvae"]["metrics"]["rmse"]
+    assert results[method].metrics["bpd_elbo"] < untrained_bpd - 1, method
+    assert results[method].metrics[f"bpd_iwae{K}"] <= results[method].metrics["bpd_elbo"] + 1e-3, method
+assert results["ali"].metrics["rmse"] > results["asvae"].metrics["rmse"]
 
 # %% [markdown]
 # ## 6. Reconstructions beside VAE and ALI (the paper's Figure 3), and samples

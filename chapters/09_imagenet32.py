@@ -67,7 +67,7 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from asvae_lib import data, evaluate, plots, train
+from asvae_lib import data, evaluate, experiments, plots, train
 from asvae_lib.profile import pick, profile
 
 torch.set_num_threads(pick(quick=1, full=torch.get_num_threads()))
@@ -104,7 +104,7 @@ assert "image-net.org" in message and "train_data_batch_1.npz" in message
 
 # %%
 try:
-    imagenet = data.load("imagenet32", root=train.REPO / "data" / "cache")
+    imagenet = data.load("imagenet32", root=experiments.REPO / "data" / "cache")
 except data.DataUnavailable as missing:
     raise SystemExit(f"ImageNet 32x32 is not available: {missing}") from None
 print(imagenet.source)
@@ -117,14 +117,14 @@ plt.show()
 # ## 2. Training, timed
 
 # %%
-spec = train.experiment("imagenet32", PROFILE)
+spec = experiments.experiment("imagenet32", PROFILE)
 trained, results = {}, {}
 for method in METHODS:
     trained[method], results[method], _ = train.run("imagenet32", method)
     r = results[method]
-    m = r["metrics"]
-    print(f"{method:8s} {r['steps']} steps, {r['train_seconds']:.0f} s; test {m['bpd_elbo']:.3f} bits/dim (ELBO), "
-          f"RMSE {m['rmse']:.4f}; {r['device']}")
+    m = r.metrics
+    print(f"{method:8s} {r.steps} steps, {r.train_seconds:.0f} s; test {m['bpd_elbo']:.3f} bits/dim (ELBO), "
+          f"RMSE {m['rmse']:.4f}; {r.provenance['device']}")
 
 # %% [markdown]
 # Learning check: the trained AS-VAE beats the untrained network by at least one
@@ -132,11 +132,11 @@ for method in METHODS:
 
 # %%
 torch.manual_seed(0)
-untrained = train.build_model(spec, imagenet.shape)
-test_x = train.fixed_inputs(imagenet.test, 0)
+untrained = spec.build_model(imagenet.shape)
+test_x = data.fixed_dequantize(imagenet.test, 0)
 untrained_bpd = evaluate.bits_per_dim(-evaluate.log_likelihood_bound(untrained, test_x).mean().item(), test_x.shape[1])
-print(f"untrained {untrained_bpd:.2f} bits/dim, AS-VAE {results['asvae']['metrics']['bpd_elbo']:.2f}")
-assert results["asvae"]["metrics"]["bpd_elbo"] < untrained_bpd - 1
+print(f"untrained {untrained_bpd:.2f} bits/dim, AS-VAE {results['asvae'].metrics['bpd_elbo']:.2f}")
+assert results["asvae"].metrics["bpd_elbo"] < untrained_bpd - 1
 
 # %% [markdown]
 # ## 3. The two costs the paper names
@@ -151,12 +151,12 @@ assert results["asvae"]["metrics"]["bpd_elbo"] < untrained_bpd - 1
 
 # %%
 r = results["asvae"]
-seconds_per_step = r["train_seconds"] / r["steps"]
-batch = spec["train"]["batch_size"]
+seconds_per_step = r.train_seconds / r.steps
+batch = spec.train.batch_size
 print(f"{'where':42s} {'h / ImageNet epoch':>18s} {'s / image':>11s}")
-print(f"{'this run (' + r['device'] + ', ' + PROFILE + ')':42s} "
-      f"{seconds_per_step * IMAGENET_TRAIN / batch / 3600:18.2f} {r['metrics']['seconds_per_image']:11.2e}")
-for path in sorted((train.REPO / "results").glob("bench-*.json")):
+print(f"{'this run (' + r.provenance['device'] + ', ' + PROFILE + ')':42s} "
+      f"{seconds_per_step * IMAGENET_TRAIN / batch / 3600:18.2f} {r.metrics['seconds_per_image']:11.2e}")
+for path in sorted((experiments.REPO / "results").glob("bench-*.json")):
     b = json.loads(path.read_text())
     row = b["datasets"]["cifar10"]
     print(f"{'bench, ' + b['device'] + ' (' + b['profile'] + ' nets)':42s} "
@@ -175,7 +175,7 @@ print(f"{'paper, PixelCNN++ on one TITAN X':42s} {44:18.2f} {52.0:11.2e}")
 # the decoder and encoder run on both sides of (11)).
 
 # %%
-for path in sorted((train.REPO / "results").glob("bench-*.json")):
+for path in sorted((experiments.REPO / "results").glob("bench-*.json")):
     b = json.loads(path.read_text())
     for name, row in b["datasets"].items():
         print(f"{b['device']:28s} {name:8s} AS-VAE step = {row['asvae_over_vae_time']:.1f} x VAE step "

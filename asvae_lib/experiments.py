@@ -1,0 +1,212 @@
+"""Part III's experiments: what a run is, what it measured, and where both are kept.
+
+* :class:`Experiment`: one data set in one profile, with its networks (:class:`MLP` or
+  :class:`Conv`), its training :class:`Schedule` and its :class:`Evaluation`. The quick
+  and the full profile differ here, in sizes and step counts, and nowhere else
+  (:func:`experiment`).
+* :class:`RunResult`: what :func:`asvae_lib.train.run` measured for one model, with
+  where and with what (:func:`provenance`). Result files ``results/<dataset>-<method>-
+  <profile>.json`` hold one each; :func:`load_result` reads them, :func:`load_trained`
+  rebuilds the trained model from the weights stored beside them.
+"""
+import dataclasses
+import datetime
+import json
+import math
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .models import conv_asvae, mlp_asvae
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "results"
+
+
+@dataclass(frozen=True)
+class MLP:
+    """Fully connected encoder, decoder and discriminators; a planar flow of ``flow_length``
+    in the encoder; a Bernoulli decoder (MNIST, section 5.2)."""
+    hidden: int
+    depth: int
+    z_dim: int
+    flow_length: int
+    kind: str = "mlp"
+
+    def build(self, shape) -> torch.nn.Module:
+        return mlp_asvae(math.prod(shape), self.z_dim, self.hidden, self.depth, self.flow_length, bernoulli=True)
+
+
+@dataclass(frozen=True)
+class Conv:
+    """Convolutional encoder, decoder and discriminators of base ``width``; Gaussian encoder
+    and decoder (CIFAR-10, ImageNet 32x32, section 5.3)."""
+    width: int
+    z_dim: int
+    kind: str = "conv"
+
+    def build(self, shape) -> torch.nn.Module:
+        return conv_asvae(tuple(shape), self.z_dim, self.width)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Adam's learning rate, the batch, and when to evaluate, checkpoint and stop early
+    (``patience`` evaluations without a better validation score; 0: never)."""
+    batch_size: int
+    max_steps: int
+    lr: float
+    eval_every: int
+    checkpoint_every: int
+    patience: int
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Test-set scoring: the importance-weighted bound at each ``k`` of ``iwae_ks`` (and the
+    ELBO, ``k = 1``), on the first ``n_test`` test images (None: all); ``fid_samples``
+    generated images for FID and the Inception Score (colour data sets only)."""
+    iwae_ks: tuple = ()
+    n_test: int | None = None
+    fid_samples: int | None = None
+
+
+@dataclass(frozen=True)
+class Experiment:
+    dataset: str
+    profile: str
+    model: MLP | Conv
+    train: Schedule
+    eval: Evaluation
+
+    def build_model(self, shape) -> torch.nn.Module:
+        return self.model.build(shape)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Experiment":
+        model = {"mlp": MLP, "conv": Conv}[d["model"]["kind"]](**d["model"])
+        ev = dict(d["eval"], iwae_ks=tuple(d["eval"]["iwae_ks"]))
+        return cls(d["dataset"], d["profile"], model, Schedule(**d["train"]), Evaluation(**ev))
+
+
+def experiment(dataset: str, profile: str) -> Experiment:
+    """Model, training and evaluation settings of one data set in one profile.
+
+    The paper's choices (section 5.1): Adam at 1e-4, Xavier init, dropout, early
+    stopping on the validation reconstruction losses; planar flows of length 80 on
+    MNIST, Gaussian encoder and decoder on natural images. Its network sizes and
+    batch size were lost with Appendix B: ours are stated here.
+    """
+    quick = profile == "quick"
+    if dataset == "mnist":
+        model = MLP(hidden=256 if quick else 500, depth=2, z_dim=16 if quick else 50, flow_length=8 if quick else 80)
+        evaluation = Evaluation(iwae_ks=(50,) if quick else (1000, 5000))
+        batch, steps = 100, 600 if quick else 1_000_000
+    else:
+        model = Conv(width=16 if quick else 64, z_dim=32 if quick else 128)
+        evaluation = Evaluation(iwae_ks=(20,) if quick else (100,), fid_samples=100 if quick else 50_000)
+        batch, steps = 64 if quick else 100, 300 if quick else 1_000_000
+    schedule = Schedule(batch_size=batch, max_steps=steps, lr=1e-3 if quick else 1e-4,
+                        eval_every=100 if quick else 2000, checkpoint_every=100 if quick else 2000,
+                        patience=0 if quick else 10)
+    return Experiment(dataset, profile, model, schedule, evaluation)
+
+
+def provenance(device: torch.device) -> dict:
+    """Where and with what a result was measured."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, check=False,
+                                text=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+            else f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    import torchvision
+    return {"device": name, "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "python": platform.python_version(), "commit": commit,
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+
+
+@dataclass
+class RunResult:
+    """What one training run measured. ``metrics`` holds the test-set scores of
+    :func:`asvae_lib.evaluate.score` (empty for a run not scored yet)."""
+    dataset: str
+    method: str
+    profile: str
+    seed: int
+    data_source: str
+    stand_in: bool
+    experiment: Experiment
+    provenance: dict
+    steps: int
+    epochs: float
+    train_seconds: float
+    stop_reason: str
+    best_step: int | None
+    metrics: dict = field(default_factory=dict)
+    notes: dict = field(default_factory=dict)     # anything a reader of the file should know
+
+    @property
+    def seconds_per_epoch(self) -> float:
+        return self.train_seconds / max(self.epochs, 1e-9)
+
+    def nll_nats(self, k: int = 1) -> float:
+        """Test NLL in nats from the ELBO (``k = 1``) or the importance-weighted bound (MNIST)."""
+        return self.metrics["nll_elbo_nats" if k == 1 else f"nll_iwae{k}_nats"]
+
+    def bits_per_dim(self, k: int = 1) -> float:
+        """Test NLL in bits per dimension from the ELBO (``k = 1``) or the bound with ``k`` (colour images)."""
+        return self.metrics["bpd_elbo" if k == 1 else f"bpd_iwae{k}"]
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunResult":
+        return cls(**dict(d, experiment=Experiment.from_dict(d["experiment"])))
+
+    def save(self, path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=1))
+
+    @classmethod
+    def load(cls, path) -> "RunResult":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def result_path(dataset: str, method: str, profile: str = "full", results_dir=RESULTS) -> Path:
+    return Path(results_dir) / f"{dataset}-{method}-{profile}.json"
+
+
+def load_result(dataset: str, method: str, profile: str = "full", results_dir=RESULTS) -> RunResult | None:
+    """The stored result of one run, or None if there is none."""
+    path = result_path(dataset, method, profile, results_dir)
+    return RunResult.load(path) if path.exists() else None
+
+
+def save_weights(model: torch.nn.Module, path) -> None:
+    """The encoder's and decoder's weights (all that sampling, reconstruction and the
+    likelihood bounds need; the discriminators only train them)."""
+    keep = {k: v for k, v in model.state_dict().items() if k.split(".")[0] in ("encoder", "decoder")}
+    torch.save(keep, path)
+
+
+def load_trained(dataset: str, method: str, shape, profile: str = "full", results_dir=RESULTS):
+    """``(model, result)`` of a stored run whose weights are kept beside its result file
+    (``.pt``), or None. The model is in eval mode on the CPU."""
+    result = load_result(dataset, method, profile, results_dir)
+    weights = result_path(dataset, method, profile, results_dir).with_suffix(".pt")
+    if result is None or not weights.exists():
+        return None
+    model = result.experiment.build_model(shape)
+    missing, unexpected = model.load_state_dict(torch.load(weights, map_location="cpu"), strict=False)
+    if unexpected or any(k.split(".")[0] in ("encoder", "decoder") for k in missing):
+        raise ValueError(f"{weights} does not fit the networks of {result_path(dataset, method, profile, results_dir)}: "
+                         f"missing {missing[:3]}, unexpected {unexpected[:3]}; delete both or run the training again")
+    return model.eval(), result
