@@ -175,7 +175,7 @@ for method, r in results.items():
     print(f"{method:8s} {m['bpd_elbo']:9.3f} {m[f'bpd_iwae{K}']:9.3f} {m['rmse']:7.4f} {fid:>8s} {isc:>7s}")
 print(f"{'untrained':8s} {untrained_bpd:9.3f}")
 for name in ("FID", "IS"):
-    note = results[METHODS[-1]]["metrics"][name]["note"]
+    note = results[METHODS[-1]].metrics[name]["note"]
     if note:
         print(f"{name}: {note}")
 
