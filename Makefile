@@ -44,6 +44,7 @@ e2e:
 book: $(NOTEBOOKS)
 chapters/%.ipynb: chapters/%.py $(LIBRARY)
 	$(PY) -m jupytext --to ipynb --execute $<
+	$(PY) -m asvae_lib.notebook_outputs $@
 
 DATASET ?= mnist
 METHOD ?= asvae

@@ -8,6 +8,8 @@ from pathlib import Path
 import jupytext
 import pytest
 
+from asvae_lib import notebook_outputs
+
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "chapters").glob("*.py"))
 
@@ -37,6 +39,33 @@ def test_notebook_is_stored_executed_in_order(source):
     assert all(counts), f"{source.stem}.ipynb has unexecuted cells: run `make book`"
     assert counts == sorted(counts), f"{source.stem}.ipynb was not executed top to bottom: run `make book`"
     assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
+def test_stored_progress_bars_show_their_final_state(source):
+    """What GitHub shows of a tqdm widget is its plain text; make book rewrites it from the
+    widget's final state (asvae_lib.notebook_outputs), so no stored bar reads 0%."""
+    nb = json.loads(source.with_suffix(".ipynb").read_text())
+    state = nb["metadata"].get("widgets", {}).get(notebook_outputs.WIDGET_STATE, {}).get("state", {})
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(notebook_outputs.WIDGET_VIEW)
+            final = view and notebook_outputs.progress_text(view["model_id"], state)
+            if final:
+                assert "".join(out["data"]["text/plain"]) == final, f"{source.stem}: run `make book`"
+
+
+def test_a_bar_stored_at_zero_is_rewritten_to_its_final_state():
+    state = {"box": {"model_name": "HBoxModel", "state": {"children": ["IPY_MODEL_a", "IPY_MODEL_b", "IPY_MODEL_c"]}},
+             "a": {"model_name": "HTMLModel", "state": {"value": "vae: 100%"}},
+             "b": {"model_name": "FloatProgressModel", "state": {"value": 600, "max": 600}},
+             "c": {"model_name": "HTMLModel", "state": {"value": " 600/600 [00:04&lt;00:00]"}}}
+    out = {"output_type": "display_data", "data": {notebook_outputs.WIDGET_VIEW: {"model_id": "box"},
+                                                   "text/plain": ["vae:   0%|          | 0/600"]}}
+    nb = {"cells": [{"cell_type": "code", "outputs": [out]}],
+          "metadata": {"widgets": {notebook_outputs.WIDGET_STATE: {"state": state}}}}
+    assert notebook_outputs.finalise(nb) == 1
+    assert out["data"]["text/plain"] == ["vae: 100%|##########| 600/600 [00:04<00:00]"]
 
 
 def _readme_commands(section):
