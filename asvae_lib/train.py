@@ -46,7 +46,7 @@ def run_folder(dataset: str, method: str, profile: str | None = None, runs_dir=N
 
 def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, seed: int = 0,
         max_minutes: float = 0.0, device: str = "auto", progress: bool = True, scored: bool = True,
-        iwae_ks: tuple | None = None):
+        iwae_ks: tuple | None = None, experiment: "experiments.Experiment | None" = None):
     """Train (or resume, or just load) one model and score it.
 
     Returns ``(model, result, trainer)``; the result is also written to the run's
@@ -55,6 +55,8 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     test-set scoring (for a long run trained in slices: score once, at the end);
     the result then has no ``metrics``. ``iwae_ks`` replaces the experiment's ``k`` of the
     importance-weighted bound (evaluation only; the result records the ones used).
+    ``experiment`` replaces the profile's experiment (for a changed model or schedule;
+    give it its own ``runs_dir``: a run folder refuses another experiment's settings).
     """
     # everything that can be checked is checked before the run folder is touched
     profile = profile or active_profile()
@@ -64,7 +66,7 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     if not max_minutes >= 0:
         raise ValueError(f"max_minutes {max_minutes} (--max-minutes): give 0 (no cap) or a positive number of minutes")
     pick_device(device)
-    spec = experiments.experiment(dataset, profile)
+    spec = experiment or experiments.experiment(dataset, profile)
     if iwae_ks is not None:
         spec = dataclasses.replace(spec, eval=dataclasses.replace(spec.eval, iwae_ks=tuple(iwae_ks)))
     run_dir = run_folder(dataset, method, profile, runs_dir)
