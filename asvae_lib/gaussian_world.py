@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import pairs
-from .gaussians import Gaussian, cross_entropy, kl, standard_normal
+from .gaussians import Gaussian, cross_entropy, kl, normal_log_prob, standard_normal
 
 
 class GaussianWorld(nn.Module):
@@ -118,15 +118,12 @@ class GaussianWorld(nn.Module):
         return z @ self.W.T + self.b + eps * (0.5 * self.log_s2).exp()
 
     def encoder_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``log q_phi(z|x)``."""
-        var = self.log_S.exp()
-        r = z - x @ self.A.T - self.c
-        return -0.5 * (self.K * math.log(2 * math.pi) + self.log_S.sum() + (r**2 / var).sum(-1))
+        """``log q_phi(z|x) = log N(z; A x + c, diag(S))``."""
+        return normal_log_prob(z, x @ self.A.T + self.c, self.log_S)
 
     def decoder_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``log p_theta(x|z)``."""
-        r = x - z @ self.W.T - self.b
-        return -0.5 * (self.D * (math.log(2 * math.pi) + self.log_s2) + (r**2).sum(-1) / self.s2)
+        """``log p_theta(x|z) = log N(x; W z + b, s2 I)``."""
+        return normal_log_prob(x, z @ self.W.T + self.b, self.log_s2)
 
     # ----- the optimal discriminators (7) and ALI's -------------------------------------
     def f_star(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:

@@ -22,8 +22,7 @@ from torch import nn
 
 from .density_ratio import MLPDiscriminator
 from .flows import PlanarFlow
-
-LOG_2PI = math.log(2 * math.pi)
+from .gaussians import normal_log_prob
 
 
 def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 2, dropout: float = 0.0) -> nn.Sequential:
@@ -56,15 +55,11 @@ class GaussianConditional(nn.Module):
         mean, log_var = self.net(c).float().chunk(2, dim=-1)   # densities in float32, even under autocast
         return mean, log_var.clamp(min=self.min_log_var)
 
-    @staticmethod
-    def _normal_log_prob(y, mean, log_var):
-        return -0.5 * (LOG_2PI + log_var + (y - mean) ** 2 / log_var.exp()).sum(-1)
-
     def rsample_with_log_prob(self, c: torch.Tensor):
         """A reparametrised draw ``y = flow(mu + sigma * eps)`` and its log-density."""
         mean, log_var = self.base(c)
         y0 = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
-        log_prob = self._normal_log_prob(y0, mean, log_var)
+        log_prob = normal_log_prob(y0, mean, log_var)
         if self.flow is not None:
             y0, log_det = self.flow(y0)
             log_prob = log_prob - log_det
@@ -79,7 +74,7 @@ class GaussianConditional(nn.Module):
         log_det = 0.0
         if self.flow is not None:
             y, log_det = self.flow.inverse(y)
-        return self._normal_log_prob(y, mean, log_var) - log_det
+        return normal_log_prob(y, mean, log_var) - log_det
 
     def mean(self, c: torch.Tensor) -> torch.Tensor:
         """The base mean pushed through the flow (a point summary, for reconstructions)."""
