@@ -17,8 +17,6 @@ exact expressions with exact gradients.
 The encoder and decoder parameters are ``nn.Parameter``s, so an optimiser can
 maximise any of these objectives directly.
 """
-import math
-
 import torch
 from torch import nn
 
@@ -117,6 +115,14 @@ class GaussianWorld(nn.Module):
         eps = torch.randn(z.shape[0], self.D, dtype=z.dtype, generator=generator)
         return z @ self.W.T + self.b + eps * (0.5 * self.log_s2).exp()
 
+    def encoder_noise(self) -> Gaussian:
+        """``N(0, diag(S))``: ``q_phi(z|x)`` is ``A x + c`` plus this noise."""
+        return Gaussian(torch.zeros_like(self.c), self.S)
+
+    def decoder_noise(self) -> Gaussian:
+        """``N(0, s2 I)``: ``p_theta(x|z)`` is ``W z + b`` plus this noise."""
+        return Gaussian(torch.zeros_like(self.b), self.s2 * torch.eye(self.D, dtype=self.b.dtype))
+
     def encoder_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """``log q_phi(z|x) = log N(z; A x + c, diag(S))``."""
         return normal_log_prob(z, x @ self.A.T + self.c, self.log_S)
@@ -167,28 +173,28 @@ class GaussianWorld(nn.Module):
     def reconstruction_x(self) -> torch.Tensor:
         """``E_{q_phi(x,z)}[log p_theta(x|z)]``: reconstruct x through the encoder.
 
-        The residual ``r = x - W z - b`` is a linear map of the Gaussian joint, so
-        ``E ||r||^2 = ||E r||^2 + tr Cov r``.
+        ``log p_theta(x|z)`` is the decoder noise's log-density at the residual ``r = x - W z - b``,
+        a linear map of the Gaussian joint: the expectation is minus a cross-entropy.
         """
         J = self.encoder_joint()
         L = torch.cat([torch.eye(self.D, dtype=J.mean.dtype), -self.W], 1)
-        r_mean, r_cov = L @ J.mean - self.b, L @ J.cov @ L.T
-        sq = r_mean @ r_mean + torch.trace(r_cov)
-        return -0.5 * (self.D * (math.log(2 * math.pi) + self.log_s2) + sq / self.s2)
+        return -cross_entropy(Gaussian(L @ J.mean - self.b, L @ J.cov @ L.T), self.decoder_noise())
 
     def reconstruction_z(self) -> torch.Tensor:
-        """``E_{p_theta(x,z)}[log q_phi(z|x)]``: reconstruct z through the decoder."""
+        """``E_{p_theta(x,z)}[log q_phi(z|x)]``: reconstruct z through the decoder; as
+        :meth:`reconstruction_x`, with the residual ``r = z - A x - c`` and the encoder noise."""
         J = self.decoder_joint()
         L = torch.cat([-self.A, torch.eye(self.K, dtype=J.mean.dtype)], 1)
-        r_mean, r_cov = L @ J.mean - self.c, L @ J.cov @ L.T
-        var = self.log_S.exp()
-        sq = (r_mean**2 / var).sum() + (torch.diagonal(r_cov) / var).sum()
-        return -0.5 * (self.K * math.log(2 * math.pi) + self.log_S.sum() + sq)
+        return -cross_entropy(Gaussian(L @ J.mean - self.c, L @ J.cov @ L.T), self.encoder_noise())
 
     def encoder_kl(self) -> torch.Tensor:
-        """``E_q(x) KL(q_phi(z|x) || p(z))``, the ELBO's regulariser."""
-        q_z = self.aggregated_posterior()   # E||A x + c||^2 + tr S = ||mean||^2 + tr cov
-        return 0.5 * (torch.trace(q_z.cov) + q_z.mean @ q_z.mean - self.K - self.log_S.sum())
+        """``E_q(x) KL(q_phi(z|x) || p(z))``, the ELBO's regulariser.
+
+        KL is cross-entropy minus entropy; the cross-entropy is linear in its first
+        argument, so ``E_x CE(q_phi(z|x), p) = CE(q_phi(z), p)``, and every ``q_phi(z|x)``
+        has the entropy of the encoder noise.
+        """
+        return cross_entropy(self.aggregated_posterior(), self.prior()) - self.encoder_noise().entropy()
 
     def elbo(self) -> torch.Tensor:
         """``L_VAE`` (1) = ``E_q[log p_theta(x|z)] - E_q KL(q_phi(z|x) || p(z))``."""
@@ -214,11 +220,10 @@ class GaussianWorld(nn.Module):
         """``E_p(z) KL(p_theta(x|z) || q(x))``: the z-side term that (10) leaves out.
 
         It needs the data density ``q(x)``, which nobody has outside this world.
-        The cross-entropy is linear in its first argument, so
-        ``E_z CE(p(x|z), q) = CE(p_theta(x), q)``.
+        As in :meth:`encoder_kl`: ``E_z CE(p_theta(x|z), q) = CE(p_theta(x), q)``, and every
+        ``p_theta(x|z)`` has the entropy of the decoder noise.
         """
-        h_conditional = 0.5 * self.D * (1 + math.log(2 * math.pi) + self.log_s2)
-        return cross_entropy(self.model(), self.data()) - h_conditional
+        return cross_entropy(self.model(), self.data()) - self.decoder_noise().entropy()
 
     def symmetric_terms(self) -> dict:
         """The pieces of ``L_x + L_z`` as the book takes it apart (chapter 4)."""
