@@ -20,7 +20,7 @@ maximise any of these objectives directly.
 import torch
 from torch import nn
 
-from . import pairs
+from . import objectives, pairs
 from .gaussians import Gaussian, cross_entropy, kl, normal_log_prob, standard_normal
 
 
@@ -248,28 +248,28 @@ class GaussianWorld(nn.Module):
         z_half = self.reconstruction_z() - kl(self.prior(), self.aggregated_posterior())
         return x_half, z_half
 
-    # ----- the plug-in estimate (10)/(11) with discriminators -----------------------------
+    # ----- the plug-in estimate (11) with discriminators -----------------------------------
     def symmetric_bound_estimate(self, f, h, n: int, kl_weight: float = 1.0, generator=None):
-        """Monte Carlo estimate of (11), the reparametrised cumulative bound (10).
+        """Monte Carlo estimate of (11), the reparametrised cumulative bound (10), by the library's
+        :func:`objectives.x_half` and :func:`objectives.z_half` run on this world (:class:`WorldAsModel`).
 
         x-half: ``E_{x~q, eps}[log p_theta(x|z_eps) - f(x, z_eps)] - kl_weight * E_q KL(q_phi(z|x)||p(z))``;
-        z-half: ``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]``.
+        z-half: ``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]``; ``n`` draws each.
+        One difference from ``objectives.x_half``: the KL is exact at each drawn x,
+        ``1/2 [tr S + ||A x + c||^2 - K - log|S|]``, where a network's is the one-sample
+        ``log q_phi(z_eps|x) - log p(z_eps)`` (the same expectation, with more noise).
         ``kl_weight`` is the uncertain ELBO term of the x-side (1: the x-half is
         ``L_x`` at the optimal ``f``; 0: the paper's letter). Returns the two halves;
         gradients flow to theta and phi through the reparametrised samples.
         """
+        model = WorldAsModel(self, f, h, generator=generator)
         x = self.sample_data(n, generator)
-        z_eps = self.encode(x, generator)
-        x_half = (self.decoder_log_prob(x, z_eps) - f(x, z_eps)).mean()
+        x_half = objectives.x_half(model, x, kl_weight=0.0)
         if kl_weight:
             z_mean = x @ self.A.T + self.c
-            var = self.log_S.exp()
-            enc_kl = 0.5 * (var.sum() + (z_mean**2).sum(-1) - self.K - self.log_S.sum())
+            enc_kl = 0.5 * (self.log_S.exp().sum() + (z_mean**2).sum(-1) - self.K - self.log_S.sum())
             x_half = x_half - kl_weight * enc_kl.mean()
-        z = self.sample_prior(n, generator)
-        x_eps = self.decode(z, generator)
-        z_half = (self.encoder_log_prob(z, x_eps) - h(x_eps, z)).mean()
-        return x_half, z_half
+        return x_half, objectives.z_half(model, n)
 
 
 class _Conditional:
