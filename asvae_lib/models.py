@@ -20,19 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .density_ratio import MLPDiscriminator
+from .density_ratio import MLPDiscriminator, mlp
 from .flows import PlanarFlow
 from .gaussians import normal_log_prob
-
-
-def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 2, dropout: float = 0.0) -> nn.Sequential:
-    """A plain multilayer perceptron."""
-    layers, d = [], in_dim
-    for _ in range(depth):
-        layers += [nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
-        d = hidden
-    layers.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*layers)
 
 
 def xavier_init(module: nn.Module) -> None:
