@@ -15,13 +15,14 @@ Every conditional offers ``rsample(c)`` (a reparametrised draw, as (11) needs) a
 ``log_prob(y, c)`` (the density at any ``y``, through the flow's inverse).
 """
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from .density_ratio import MLPDiscriminator, mlp
-from .flows import PlanarFlow
+from .flows import PlanarFlow, flow_log_prob
 from .gaussians import normal_log_prob
 
 
@@ -59,12 +60,10 @@ class GaussianConditional(nn.Module):
         return self.rsample_with_log_prob(c)[0]
 
     def log_prob(self, y: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """``log q(y|c)`` at any ``y``: invert the flow, then change variables."""
+        """``log q(y|c)`` at any ``y``: invert the flow, then change variables (:func:`flows.flow_log_prob`)."""
         mean, log_var = self.base(c)
-        log_det = 0.0
-        if self.flow is not None:
-            y, log_det = self.flow.inverse(y)
-        return normal_log_prob(y, mean, log_var) - log_det
+        base = partial(normal_log_prob, mean=mean, log_var=log_var)
+        return base(y) if self.flow is None else flow_log_prob(self.flow, y, base)
 
     def mean(self, c: torch.Tensor) -> torch.Tensor:
         """The base mean pushed through the flow (a point summary, for reconstructions)."""
