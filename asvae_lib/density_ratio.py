@@ -27,6 +27,19 @@ def logistic_objective(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> torc
     return F.logsigmoid(logit_pos.float()).mean() + F.logsigmoid(-logit_neg.float()).mean()
 
 
+def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 2, dropout: float = 0.0,
+        activation=lambda: nn.LeakyReLU(0.2)) -> nn.Sequential:
+    """A plain multilayer perceptron: ``depth`` times (linear, ``activation()``, dropout), then linear.
+    Every fully connected network of the library is one: the discriminators here (SiLU), the
+    encoders and decoders of ``models`` (leaky ReLU, the default)."""
+    layers, d = [], in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(d, hidden), activation(), nn.Dropout(dropout)]
+        d = hidden
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
 class MLPDiscriminator(nn.Module):
     """A small multilayer perceptron ``f_psi(x, z)`` returning a logit.
 
@@ -36,12 +49,7 @@ class MLPDiscriminator(nn.Module):
 
     def __init__(self, in_dim: int, hidden: int = 64, depth: int = 2, dropout: float = 0.0):
         super().__init__()
-        layers, d = [], in_dim
-        for _ in range(depth):
-            layers += [nn.Linear(d, hidden), nn.SiLU(), nn.Dropout(dropout)]
-            d = hidden
-        layers.append(nn.Linear(d, 1))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp(in_dim, 1, hidden, depth, dropout, activation=nn.SiLU)
 
     def forward(self, *parts: torch.Tensor) -> torch.Tensor:
         u = torch.cat(parts, -1).to(self.net[0].weight.dtype)

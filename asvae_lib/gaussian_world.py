@@ -17,13 +17,11 @@ exact expressions with exact gradients.
 The encoder and decoder parameters are ``nn.Parameter``s, so an optimiser can
 maximise any of these objectives directly.
 """
-import math
-
 import torch
 from torch import nn
 
-from . import pairs
-from .gaussians import Gaussian, cross_entropy, kl, standard_normal
+from . import objectives, pairs
+from .gaussians import Gaussian, cross_entropy, kl, normal_log_prob, standard_normal
 
 
 class GaussianWorld(nn.Module):
@@ -117,16 +115,21 @@ class GaussianWorld(nn.Module):
         eps = torch.randn(z.shape[0], self.D, dtype=z.dtype, generator=generator)
         return z @ self.W.T + self.b + eps * (0.5 * self.log_s2).exp()
 
+    def encoder_noise(self) -> Gaussian:
+        """``N(0, diag(S))``: ``q_phi(z|x)`` is ``A x + c`` plus this noise."""
+        return Gaussian(torch.zeros_like(self.c), self.S)
+
+    def decoder_noise(self) -> Gaussian:
+        """``N(0, s2 I)``: ``p_theta(x|z)`` is ``W z + b`` plus this noise."""
+        return Gaussian(torch.zeros_like(self.b), self.s2 * torch.eye(self.D, dtype=self.b.dtype))
+
     def encoder_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``log q_phi(z|x)``."""
-        var = self.log_S.exp()
-        r = z - x @ self.A.T - self.c
-        return -0.5 * (self.K * math.log(2 * math.pi) + self.log_S.sum() + (r**2 / var).sum(-1))
+        """``log q_phi(z|x) = log N(z; A x + c, diag(S))``."""
+        return normal_log_prob(z, x @ self.A.T + self.c, self.log_S)
 
     def decoder_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        """``log p_theta(x|z)``."""
-        r = x - z @ self.W.T - self.b
-        return -0.5 * (self.D * (math.log(2 * math.pi) + self.log_s2) + (r**2).sum(-1) / self.s2)
+        """``log p_theta(x|z) = log N(x; W z + b, s2 I)``."""
+        return normal_log_prob(x, z @ self.W.T + self.b, self.log_s2)
 
     # ----- the optimal discriminators (7) and ALI's -------------------------------------
     def f_star(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
@@ -170,28 +173,28 @@ class GaussianWorld(nn.Module):
     def reconstruction_x(self) -> torch.Tensor:
         """``E_{q_phi(x,z)}[log p_theta(x|z)]``: reconstruct x through the encoder.
 
-        The residual ``r = x - W z - b`` is a linear map of the Gaussian joint, so
-        ``E ||r||^2 = ||E r||^2 + tr Cov r``.
+        ``log p_theta(x|z)`` is the decoder noise's log-density at the residual ``r = x - W z - b``,
+        a linear map of the Gaussian joint: the expectation is minus a cross-entropy.
         """
         J = self.encoder_joint()
         L = torch.cat([torch.eye(self.D, dtype=J.mean.dtype), -self.W], 1)
-        r_mean, r_cov = L @ J.mean - self.b, L @ J.cov @ L.T
-        sq = r_mean @ r_mean + torch.trace(r_cov)
-        return -0.5 * (self.D * (math.log(2 * math.pi) + self.log_s2) + sq / self.s2)
+        return -cross_entropy(Gaussian(L @ J.mean - self.b, L @ J.cov @ L.T), self.decoder_noise())
 
     def reconstruction_z(self) -> torch.Tensor:
-        """``E_{p_theta(x,z)}[log q_phi(z|x)]``: reconstruct z through the decoder."""
+        """``E_{p_theta(x,z)}[log q_phi(z|x)]``: reconstruct z through the decoder; as
+        :meth:`reconstruction_x`, with the residual ``r = z - A x - c`` and the encoder noise."""
         J = self.decoder_joint()
         L = torch.cat([-self.A, torch.eye(self.K, dtype=J.mean.dtype)], 1)
-        r_mean, r_cov = L @ J.mean - self.c, L @ J.cov @ L.T
-        var = self.log_S.exp()
-        sq = (r_mean**2 / var).sum() + (torch.diagonal(r_cov) / var).sum()
-        return -0.5 * (self.K * math.log(2 * math.pi) + self.log_S.sum() + sq)
+        return -cross_entropy(Gaussian(L @ J.mean - self.c, L @ J.cov @ L.T), self.encoder_noise())
 
     def encoder_kl(self) -> torch.Tensor:
-        """``E_q(x) KL(q_phi(z|x) || p(z))``, the ELBO's regulariser."""
-        q_z = self.aggregated_posterior()   # E||A x + c||^2 + tr S = ||mean||^2 + tr cov
-        return 0.5 * (torch.trace(q_z.cov) + q_z.mean @ q_z.mean - self.K - self.log_S.sum())
+        """``E_q(x) KL(q_phi(z|x) || p(z))``, the ELBO's regulariser.
+
+        KL is cross-entropy minus entropy; the cross-entropy is linear in its first
+        argument, so ``E_x CE(q_phi(z|x), p) = CE(q_phi(z), p)``, and every ``q_phi(z|x)``
+        has the entropy of the encoder noise.
+        """
+        return cross_entropy(self.aggregated_posterior(), self.prior()) - self.encoder_noise().entropy()
 
     def elbo(self) -> torch.Tensor:
         """``L_VAE`` (1) = ``E_q[log p_theta(x|z)] - E_q KL(q_phi(z|x) || p(z))``."""
@@ -217,11 +220,10 @@ class GaussianWorld(nn.Module):
         """``E_p(z) KL(p_theta(x|z) || q(x))``: the z-side term that (10) leaves out.
 
         It needs the data density ``q(x)``, which nobody has outside this world.
-        The cross-entropy is linear in its first argument, so
-        ``E_z CE(p(x|z), q) = CE(p_theta(x), q)``.
+        As in :meth:`encoder_kl`: ``E_z CE(p_theta(x|z), q) = CE(p_theta(x), q)``, and every
+        ``p_theta(x|z)`` has the entropy of the decoder noise.
         """
-        h_conditional = 0.5 * self.D * (1 + math.log(2 * math.pi) + self.log_s2)
-        return cross_entropy(self.model(), self.data()) - h_conditional
+        return cross_entropy(self.model(), self.data()) - self.decoder_noise().entropy()
 
     def symmetric_terms(self) -> dict:
         """The pieces of ``L_x + L_z`` as the book takes it apart (chapter 4)."""
@@ -246,28 +248,28 @@ class GaussianWorld(nn.Module):
         z_half = self.reconstruction_z() - kl(self.prior(), self.aggregated_posterior())
         return x_half, z_half
 
-    # ----- the plug-in estimate (10)/(11) with discriminators -----------------------------
+    # ----- the plug-in estimate (11) with discriminators -----------------------------------
     def symmetric_bound_estimate(self, f, h, n: int, kl_weight: float = 1.0, generator=None):
-        """Monte Carlo estimate of (11), the reparametrised cumulative bound (10).
+        """Monte Carlo estimate of (11), the reparametrised cumulative bound (10), by the library's
+        :func:`objectives.x_half` and :func:`objectives.z_half` run on this world (:class:`WorldAsModel`).
 
         x-half: ``E_{x~q, eps}[log p_theta(x|z_eps) - f(x, z_eps)] - kl_weight * E_q KL(q_phi(z|x)||p(z))``;
-        z-half: ``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]``.
+        z-half: ``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]``; ``n`` draws each.
+        One difference from ``objectives.x_half``: the KL is exact at each drawn x,
+        ``1/2 [tr S + ||A x + c||^2 - K - log|S|]``, where a network's is the one-sample
+        ``log q_phi(z_eps|x) - log p(z_eps)`` (the same expectation, with more noise).
         ``kl_weight`` is the uncertain ELBO term of the x-side (1: the x-half is
         ``L_x`` at the optimal ``f``; 0: the paper's letter). Returns the two halves;
         gradients flow to theta and phi through the reparametrised samples.
         """
+        model = WorldAsModel(self, f, h, generator=generator)
         x = self.sample_data(n, generator)
-        z_eps = self.encode(x, generator)
-        x_half = (self.decoder_log_prob(x, z_eps) - f(x, z_eps)).mean()
+        x_half = objectives.x_half(model, x, kl_weight=0.0)
         if kl_weight:
             z_mean = x @ self.A.T + self.c
-            var = self.log_S.exp()
-            enc_kl = 0.5 * (var.sum() + (z_mean**2).sum(-1) - self.K - self.log_S.sum())
+            enc_kl = 0.5 * (self.log_S.exp().sum() + (z_mean**2).sum(-1) - self.K - self.log_S.sum())
             x_half = x_half - kl_weight * enc_kl.mean()
-        z = self.sample_prior(n, generator)
-        x_eps = self.decode(z, generator)
-        z_half = (self.encoder_log_prob(z, x_eps) - h(x_eps, z)).mean()
-        return x_half, z_half
+        return x_half, objectives.z_half(model, n)
 
 
 class _Conditional:

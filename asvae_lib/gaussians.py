@@ -8,7 +8,10 @@ gradient ascent on these expressions).
 
 For ``N(mu, Sigma)`` in ``d`` dimensions:
 
-* ``log N(x; mu, Sigma) = -1/2 [d log 2pi + log|Sigma| + (x-mu)^T Sigma^-1 (x-mu)]``
+* ``log N(x; mu, Sigma) = -1/2 [d log 2pi + log|Sigma| + (x-mu)^T Sigma^-1 (x-mu)]``;
+  with a diagonal ``Sigma = diag exp(log_var)`` it is :func:`normal_log_prob`, which every
+  diagonal Gaussian of the library uses (the prior, the networks' encoders and decoders,
+  the Gaussian world's);
 * ``H = 1/2 [d (1 + log 2pi) + log|Sigma|]``
 * cross-entropy ``-E_{N(mu1,S1)} log N(x; mu2, S2)
   = 1/2 [d log 2pi + log|S2| + tr(S2^-1 S1) + (mu1-mu2)^T S2^-1 (mu1-mu2)]``
@@ -20,6 +23,19 @@ from dataclasses import dataclass
 import torch
 
 LOG_2PI = math.log(2 * math.pi)
+
+
+def normal_log_density(y: torch.Tensor, mean, log_var: torch.Tensor) -> torch.Tensor:
+    """``log N(y; mean, exp(log_var))`` elementwise, each entry its own 1-D Gaussian:
+    ``-1/2 [log 2pi + log_var + (y - mean)^2 / exp(log_var)]``. Arguments broadcast."""
+    return -0.5 * (LOG_2PI + log_var + (y - mean) ** 2 / log_var.exp())
+
+
+def normal_log_prob(y: torch.Tensor, mean, log_var: torch.Tensor) -> torch.Tensor:
+    """``log N(y; mean, diag exp(log_var))`` for ``y`` of shape ``(..., d)``: the density above
+    with a diagonal covariance, :func:`normal_log_density` summed over the last axis.
+    ``log_var`` may be a scalar tensor (an isotropic covariance)."""
+    return normal_log_density(y, mean, log_var).sum(-1)
 
 
 @dataclass

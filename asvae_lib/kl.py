@@ -15,12 +15,14 @@ import math
 
 import torch
 
+from .gaussians import normal_log_density
+
 FORWARD, REVERSE, SYMMETRIC = "forward", "reverse", "symmetric"
 
 
 def normal_log_pdf(x: torch.Tensor, mean, std) -> torch.Tensor:
-    """``log N(x; mean, std^2)`` in one dimension."""
-    return -0.5 * ((x - mean) / std) ** 2 - torch.log(torch.as_tensor(std)) - 0.5 * math.log(2 * math.pi)
+    """``log N(x; mean, std^2)`` in one dimension, at every entry of ``x`` (:func:`gaussians.normal_log_density`)."""
+    return normal_log_density(x, mean, 2 * torch.as_tensor(std, dtype=x.dtype).log())
 
 
 def mixture_log_pdf(x: torch.Tensor, weights, means, stds) -> torch.Tensor:

@@ -15,25 +15,15 @@ Every conditional offers ``rsample(c)`` (a reparametrised draw, as (11) needs) a
 ``log_prob(y, c)`` (the density at any ``y``, through the flow's inverse).
 """
 import math
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .density_ratio import MLPDiscriminator
-from .flows import PlanarFlow
-
-LOG_2PI = math.log(2 * math.pi)
-
-
-def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 2, dropout: float = 0.0) -> nn.Sequential:
-    """A plain multilayer perceptron."""
-    layers, d = [], in_dim
-    for _ in range(depth):
-        layers += [nn.Linear(d, hidden), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
-        d = hidden
-    layers.append(nn.Linear(d, out_dim))
-    return nn.Sequential(*layers)
+from .density_ratio import MLPDiscriminator, mlp
+from .flows import PlanarFlow, flow_log_prob
+from .gaussians import normal_log_prob
 
 
 def xavier_init(module: nn.Module) -> None:
@@ -56,15 +46,11 @@ class GaussianConditional(nn.Module):
         mean, log_var = self.net(c).float().chunk(2, dim=-1)   # densities in float32, even under autocast
         return mean, log_var.clamp(min=self.min_log_var)
 
-    @staticmethod
-    def _normal_log_prob(y, mean, log_var):
-        return -0.5 * (LOG_2PI + log_var + (y - mean) ** 2 / log_var.exp()).sum(-1)
-
     def rsample_with_log_prob(self, c: torch.Tensor):
         """A reparametrised draw ``y = flow(mu + sigma * eps)`` and its log-density."""
         mean, log_var = self.base(c)
         y0 = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
-        log_prob = self._normal_log_prob(y0, mean, log_var)
+        log_prob = normal_log_prob(y0, mean, log_var)
         if self.flow is not None:
             y0, log_det = self.flow(y0)
             log_prob = log_prob - log_det
@@ -74,12 +60,10 @@ class GaussianConditional(nn.Module):
         return self.rsample_with_log_prob(c)[0]
 
     def log_prob(self, y: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
-        """``log q(y|c)`` at any ``y``: invert the flow, then change variables."""
+        """``log q(y|c)`` at any ``y``: invert the flow, then change variables (:func:`flows.flow_log_prob`)."""
         mean, log_var = self.base(c)
-        log_det = 0.0
-        if self.flow is not None:
-            y, log_det = self.flow.inverse(y)
-        return self._normal_log_prob(y, mean, log_var) - log_det
+        base = partial(normal_log_prob, mean=mean, log_var=log_var)
+        return base(y) if self.flow is None else flow_log_prob(self.flow, y, base)
 
     def mean(self, c: torch.Tensor) -> torch.Tensor:
         """The base mean pushed through the flow (a point summary, for reconstructions)."""

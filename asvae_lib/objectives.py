@@ -25,6 +25,7 @@ import torch.nn.functional as F
 
 from . import pairs
 from .density_ratio import logistic_objective
+from .gaussians import normal_log_prob
 
 METHODS = ("vae", "ali", "asvae-r", "asvae-g", "asvae", "asvae-pathwise")
 EXP_CLIP = 4.0   # exp(f) is continued linearly above exp(4) = 55 (see clipped_exp)
@@ -60,7 +61,7 @@ def discriminator_loss(model, x: torch.Tensor, method: str) -> dict:
 
 def prior_log_prob(z: torch.Tensor) -> torch.Tensor:
     """``log p(z)`` for the prior ``N(0, I)``."""
-    return -0.5 * (z**2).sum(-1) - 0.5 * z.shape[-1] * math.log(2 * math.pi)
+    return normal_log_prob(z, 0.0, torch.zeros_like(z))
 
 
 def x_half(model, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:

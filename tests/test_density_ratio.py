@@ -2,8 +2,9 @@
 import math
 
 import torch
+from torch import nn
 
-from asvae_lib.density_ratio import (MLPDiscriminator, QuadraticDiscriminator, logistic_objective,
+from asvae_lib.density_ratio import (MLPDiscriminator, QuadraticDiscriminator, logistic_objective, mlp,
                                      ratio_rmse, train_discriminator)
 from asvae_lib.gaussians import Gaussian
 
@@ -25,6 +26,14 @@ def test_discriminators_take_pairs_and_return_one_logit_per_row():
     assert MLPDiscriminator(5)(x, z).shape == (4,)
     assert QuadraticDiscriminator(5)(x, z).shape == (4,)
     assert QuadraticDiscriminator(5).linear.in_features == 5 + 15
+
+
+def test_one_mlp_builder_keeps_each_network_s_layers():
+    """Seeded runs and stored weights rely on these exact layer sequences."""
+    assert [type(m) for m in MLPDiscriminator(5, hidden=8).net] == [nn.Linear, nn.SiLU, nn.Dropout] * 2 + [nn.Linear]
+    net = mlp(3, 4, hidden=8, depth=2)
+    assert [type(m) for m in net] == [nn.Linear, nn.LeakyReLU, nn.Dropout] * 2 + [nn.Linear]
+    assert net[1].negative_slope == 0.2 and net[-1].out_features == 4
 
 
 def test_quadratic_discriminator_recovers_a_gaussian_log_ratio():

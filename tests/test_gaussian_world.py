@@ -2,8 +2,9 @@
 import pytest
 import torch
 
+from asvae_lib import objectives
 from asvae_lib.gaussians import kl
-from asvae_lib.gaussian_world import GaussianWorld, exact_posterior, ppca_maximum_likelihood
+from asvae_lib.gaussian_world import GaussianWorld, WorldAsModel, exact_posterior, ppca_maximum_likelihood
 
 N = 200_000
 
@@ -102,6 +103,17 @@ def test_plug_in_estimate_with_optimal_discriminators_is_unbiased(world):
         # tolerance: the per-sample std of either half is below 2 here, so 4 standard errors < 0.02
         assert abs(x_half - world.L_x()) < 0.03
         assert abs(z_half - (world.L_z() + world.decoder_kl_to_data())) < 0.03
+
+
+@torch.no_grad()
+def test_plug_in_estimate_is_the_library_objective_11(world):
+    """Without the KL term the world's estimate is objectives' (11) itself, draw for draw."""
+    x_half, z_half = world.symmetric_bound_estimate(world.f_star, world.h_star, 500, kl_weight=0.0,
+                                                    generator=torch.Generator().manual_seed(7))
+    g = torch.Generator().manual_seed(7)
+    model = WorldAsModel(world, world.f_star, world.h_star, generator=g)
+    loss = objectives.generator_loss(model, world.sample_data(500, g), "asvae", kl_weight=0.0)
+    torch.testing.assert_close(x_half + z_half, -loss, rtol=1e-15, atol=1e-15)
 
 
 def test_gradients_of_closed_forms_match_finite_differences(world):

@@ -1,8 +1,8 @@
 """Closed-form Gaussian formulas against Monte Carlo and against torch.distributions."""
 import torch
-from torch.distributions import MultivariateNormal
+from torch.distributions import MultivariateNormal, Normal
 
-from asvae_lib.gaussians import Gaussian, cross_entropy, kl, standard_normal
+from asvae_lib.gaussians import Gaussian, cross_entropy, kl, normal_log_density, normal_log_prob, standard_normal
 
 
 def _pair():
@@ -47,3 +47,17 @@ def test_samples_have_the_right_moments_and_marginal_slices():
     m = p.marginal(slice(1, 2))
     assert m.mean.shape == (1,) and m.cov.shape == (1, 1) and m.cov[0, 0] == p.cov[1, 1]
     assert torch.equal(standard_normal(3).cov, torch.eye(3, dtype=torch.float64))
+
+
+def test_the_diagonal_log_density_matches_torch_distributions_in_float64():
+    """The one diagonal-Gaussian density every module uses (encoders, decoders, prior, the world)."""
+    g = torch.Generator().manual_seed(2)
+    y, mean, log_var = torch.randn(3, 7, 4, dtype=torch.float64, generator=g)
+    ref = Normal(mean, (0.5 * log_var).exp()).log_prob(y)
+    torch.testing.assert_close(normal_log_density(y, mean, log_var), ref, rtol=1e-14, atol=1e-14)
+    torch.testing.assert_close(normal_log_prob(y, mean, log_var), ref.sum(-1), rtol=1e-14, atol=1e-14)
+    iso = torch.tensor(0.3, dtype=torch.float64)           # a scalar log-variance: N(mean, e^0.3 I)
+    torch.testing.assert_close(normal_log_prob(y, mean, iso), Normal(mean, (0.5 * iso).exp()).log_prob(y).sum(-1),
+                               rtol=1e-14, atol=1e-14)
+    assert normal_log_prob(y, mean, log_var).dtype == torch.float64
+    assert normal_log_prob(y.float(), mean.float(), log_var.float()).dtype == torch.float32
