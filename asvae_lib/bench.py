@@ -26,8 +26,8 @@ from pathlib import Path
 
 import torch
 
-from .flows import PlanarFlow, ReferencePlanarFlow
 from .experiments import REPO, experiment, provenance
+from .flows import PlanarFlow, ReferencePlanarFlow
 from .trainer import TrainConfig, Trainer, pick_device
 
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32)}

@@ -36,7 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .profile import PROFILES, profile as active_profile
+from .profile import PROFILES
+from .profile import profile as active_profile
 
 DATASETS = ("mnist", "cifar10", "imagenet32")
 SEED = 0
@@ -118,7 +119,8 @@ def _regions(h: int, w: int, mirror: bool = False) -> dict:
     """
     c, r = int(0.7 * w), h // 2
     boxes = {"train": (0, h, 0, c), "val": (0, r, c, w), "test": (r, h, c, w)}
-    return {k: (t, b, w - right, w - left) if mirror else (t, b, left, right) for k, (t, b, left, right) in boxes.items()}
+    return {k: (t, b, w - right, w - left) if mirror else (t, b, left, right)
+            for k, (t, b, left, right) in boxes.items()}
 
 
 def _box_filtered(photos: torch.Tensor) -> list:
@@ -155,6 +157,7 @@ def _sample_photos() -> torch.Tensor:
     without importing scikit-learn (seconds).
     """
     from importlib.util import find_spec
+
     from PIL import Image
     if find_spec("sklearn") is None:
         raise DataUnavailable("the quick profile's stand-in images come with scikit-learn: pip install scikit-learn")

@@ -103,8 +103,8 @@ def score(model, data: "datasets.ImageData", experiment, seed: int) -> dict:
         out[f"bpd_iwae{k}"] = bits_per_dim(-log_likelihood_bound(model, x, k, rows).mean().item(), dim)
     n = ev.fid_samples
     real = datasets.images(data.test[:n], data.shape)
-    fake = datasets.images(torch.cat([model.sample(min(500, n - i)).float().cpu() for i in range(0, n, 500)]).clamp(0, 1),
-                           data.shape)
+    samples = torch.cat([model.sample(min(500, n - i)).float().cpu() for i in range(0, n, 500)])
+    fake = datasets.images(samples.clamp(0, 1), data.shape)
     fid = image_metrics.fid(real, fake, device=model.device)
     isc = image_metrics.inception_score(fake, device=model.device, download=experiment.profile == "full")
     for metric in (fid, isc):

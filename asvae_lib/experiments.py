@@ -207,6 +207,6 @@ def load_trained(dataset: str, method: str, shape, profile: str = "full", result
     model = result.experiment.build_model(shape)
     missing, unexpected = model.load_state_dict(torch.load(weights, map_location="cpu"), strict=False)
     if unexpected or any(k.split(".")[0] in ("encoder", "decoder") for k in missing):
-        raise ValueError(f"{weights} does not fit the networks of {result_path(dataset, method, profile, results_dir)}: "
+        raise ValueError(f"{weights} does not fit the networks of its result file: "
                          f"missing {missing[:3]}, unexpected {unexpected[:3]}; delete both or run the training again")
     return model.eval(), result

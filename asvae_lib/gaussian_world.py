@@ -42,7 +42,8 @@ class GaussianWorld(nn.Module):
         """A world with the given data and randomly drawn encoder and decoder."""
         g = torch.Generator().manual_seed(seed)
         D = len(data_mean)
-        rnd = lambda *shape: scale * torch.randn(*shape, dtype=torch.float64, generator=g)
+        def rnd(*shape):
+            return scale * torch.randn(*shape, dtype=torch.float64, generator=g)
         return cls(data_mean, data_cov, W=rnd(D, K), b=rnd(D), s2=torch.tensor(1.0),
                    A=rnd(K, D), c=rnd(K), S=torch.full((K,), 0.5))
 
@@ -206,7 +207,8 @@ class GaussianWorld(nn.Module):
 
     def L_z(self) -> torch.Tensor:
         """(9): ``E_p(z)[log q_phi(z)] - KL(p_theta(x,z) || q_phi(x,z))``."""
-        return -cross_entropy(self.prior(), self.aggregated_posterior()) - kl(self.decoder_joint(), self.encoder_joint())
+        return (-cross_entropy(self.prior(), self.aggregated_posterior())
+                - kl(self.decoder_joint(), self.encoder_joint()))
 
     def mutual_information_q(self) -> torch.Tensor:
         """``I_q(x; z) = H(q_phi(z)) - H(q_phi(z|x))`` under the encoder joint."""

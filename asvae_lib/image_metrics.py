@@ -17,7 +17,7 @@ import hashlib
 import socket
 import warnings
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from importlib.metadata import version
 from pathlib import Path
 
@@ -59,7 +59,7 @@ def _device(device) -> str:
     return str(device) if device is not None else ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fid_helper(device: str):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the package's torch.jit deprecation warnings

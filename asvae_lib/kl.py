@@ -39,7 +39,8 @@ def mixture_mass(lo: float, hi: float, weights, means, stds) -> float:
     mixture ``([1.0], [mean], [std])``. Chapter 1 uses it to say where each fit
     puts its mass (the gap between the modes, each mode, the tails).
     """
-    Phi = lambda t: torch.special.ndtr(torch.tensor(t, dtype=torch.float64))
+    def Phi(t):
+        return torch.special.ndtr(torch.tensor(t, dtype=torch.float64))
     return sum(w * (Phi((hi - m) / s) - Phi((lo - m) / s)).item() for w, m, s in zip(weights, means, stds))
 
 

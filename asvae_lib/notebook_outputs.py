@@ -27,7 +27,8 @@ def progress_text(model_id: str, state: dict) -> str | None:
         return None
     left, bar, right = (c["state"] for c in children)
     filled = round(10 * bar.get("value", 0) / bar["max"]) if bar.get("max") else 0
-    return f"{html.unescape(left.get('value', ''))}|{'#' * filled}{' ' * (10 - filled)}|{html.unescape(right.get('value', ''))}"
+    bar_text = "#" * filled + " " * (10 - filled)
+    return f"{html.unescape(left.get('value', ''))}|{bar_text}|{html.unescape(right.get('value', ''))}"
 
 
 def finalise(nb: dict) -> int:

@@ -139,7 +139,8 @@ def generator_loss(model, x: torch.Tensor, method: str, kl_weight: float = 1.0,
         return -pathwise_surrogate(model, x)
     if method == "ali":
         # the encoder and decoder fool ALI's discriminator: swapped labels (non-saturating form)
-        (xq, zq), (xp, zp) = pairs.ali_pairs(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
+        (xq, zq), (xp, zp) = pairs.ali_pairs(x, model.sample_prior(len(x)), model.encoder.rsample,
+                                             model.decoder.rsample)
         return -(F.logsigmoid(-model.f(xq, zq)).mean() + F.logsigmoid(model.f(xp, zp)).mean())
     value = 0.0
     if method in ("asvae-r", "asvae"):

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from .experiments import provenance
 from .metrics2d import (
     grid_centres,
     mmd_rbf,
@@ -37,7 +38,6 @@ from .metrics2d import (
 )
 from .models import mlp_asvae
 from .objectives import elbo
-from .experiments import provenance
 from .trainer import TrainConfig, Trainer, TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
@@ -255,8 +255,11 @@ def verdict(records: dict, n_modes: int, chance_good: float) -> list:
     Returns rows ``{"claim", "measure", "verdict"}``; ``verdict`` is "held", "not held" or
     "not testable here" (a baseline that did not learn cannot support a claim about it).
     """
-    med = lambda name, key: summary(records, name, key)[0]
-    fmt = lambda name, key: "{:.3g} [{:.3g}, {:.3g}]".format(*summary(records, name, key))
+    def med(name, key):
+        return summary(records, name, key)[0]
+
+    def fmt(name, key):
+        return "{:.3g} [{:.3g}, {:.3g}]".format(*summary(records, name, key))
     rows = []
     # AS-VAE-r: "an ML-based method which focuses on reconstruction": like the VAE
     held = med("asvae-r", "rec. error") < 2 * med("vae", "rec. error") and \

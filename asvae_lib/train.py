@@ -131,7 +131,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this much training time (0: no cap)")
     p.add_argument("--device", default="auto")
     p.add_argument("--train-only", action="store_true",
-                   help="train or resume, keep the checkpoints, skip the test-set scoring (run again without it to score)")
+                   help="train or resume, keep the checkpoints, skip the test-set scoring "
+                        "(run again without it to score)")
     p.add_argument("--iwae-ks", type=int, nargs="+", default=None,
                    help="score the importance-weighted bound at these k instead of the experiment's")
     args = p.parse_args(argv)

@@ -72,13 +72,13 @@ def _readme_commands(section):
     readme = (ROOT / "README.md").read_text()
     block = re.search(rf"## {section}.*?```bash\n(.*?)```", readme, re.S)
     assert block, f"README.md needs a '## {section}' section with a ```bash block"
-    return [l.strip() for l in block.group(1).splitlines() if l.strip() and not l.startswith("#")]
+    return [line.strip() for line in block.group(1).splitlines() if line.strip() and not line.startswith("#")]
 
 
 def test_ci_runs_exactly_the_readme_commands():
     """CI = the quick start (install, test), then the browser test (install Chromium, make e2e)."""
-    ci = [l.strip() for l in (ROOT / ".ci" / "run").read_text().splitlines()
-          if l.strip() and not l.strip().startswith(("#", "set ", "cd "))]
+    ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
+          if line.strip() and not line.strip().startswith(("#", "set ", "cd "))]
     assert ci == _readme_commands("Quick start") + _readme_commands("The browser test")
 
 

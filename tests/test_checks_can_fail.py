@@ -66,7 +66,10 @@ def test_chapter5_catches_a_wrong_log_determinant(monkeypatch):
 
 
 def test_chapter7_catches_dequantisation_by_255(monkeypatch):
-    monkeypatch.setattr(data, "dequantize", lambda x, generator=None: (x.float() + torch.rand(x.shape, generator=generator)) / 255)
+    def by_255(x, generator=None):
+        return (x.float() + torch.rand(x.shape, generator=generator)) / 255
+
+    monkeypatch.setattr(data, "dequantize", by_255)
     assert "torch.equal(bins, x.float())" in first_failing_check("07_mnist")
 
 

@@ -69,7 +69,8 @@ def test_stand_in_is_labelled_and_shared(stand_in):
     assert stand_in.source.startswith("STAND-IN for CIFAR-10:") and "not the real data set" in stand_in.source
     assert other.source.startswith("STAND-IN for ImageNet 32x32:") and "china.jpg" in other.source
     assert torch.equal(stand_in.train, other.train) and torch.equal(stand_in.test, other.test)
-    assert [tuple(x.shape) for x in (stand_in.train, stand_in.val, stand_in.test)] == [(3000, 3072), (500, 3072), (500, 3072)]
+    shapes = [tuple(x.shape) for x in (stand_in.train, stand_in.val, stand_in.test)]
+    assert shapes == [(3000, 3072), (500, 3072), (500, 3072)]
     assert stand_in.train.dtype == torch.uint8
 
 
@@ -97,9 +98,9 @@ def test_stand_in_splits_share_no_image(stand_in):
 def test_crops_never_touch_another_splits_pixels():
     photos = torch.full((2, 427, 640, 3), 255, dtype=torch.uint8)
     for k in range(2):
-        for code, (t, b, l, r) in zip((0, 100, 200), data._regions(427, 640, k in data.MIRRORED).values()):
-            assert (photos[k, t:b, l:r] == 255).all()           # regions do not overlap
-            photos[k, t:b, l:r] = code
+        for code, (t, b, left, right) in zip((0, 100, 200), data._regions(427, 640, k in data.MIRRORED).values()):
+            assert (photos[k, t:b, left:right] == 255).all()    # regions do not overlap
+            photos[k, t:b, left:right] = code
     assert not (photos == 255).any() and (photos == 0).sum() == 2 * 427 * 448 * 3
     boxed, g = data._box_filtered(photos), torch.Generator().manual_seed(1)
     for code, split in zip((0, 100, 200), ("train", "val", "test")):

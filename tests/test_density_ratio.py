@@ -4,8 +4,14 @@ import math
 import torch
 from torch import nn
 
-from asvae_lib.density_ratio import (MLPDiscriminator, QuadraticDiscriminator, logistic_objective, mlp,
-                                     ratio_rmse, train_discriminator)
+from asvae_lib.density_ratio import (
+    MLPDiscriminator,
+    QuadraticDiscriminator,
+    logistic_objective,
+    mlp,
+    ratio_rmse,
+    train_discriminator,
+)
 from asvae_lib.gaussians import Gaussian
 
 
@@ -73,7 +79,8 @@ def test_annealing_removes_minibatch_noise_from_the_final_discriminator():
         finals = []
         for seed in (0, 1):
             d = QuadraticDiscriminator(2)
-            train_discriminator(d, pos, neg, steps=200, batch_size=250, lr=0.1, seed=seed, progress=False, anneal=anneal)
+            train_discriminator(d, pos, neg, steps=200, batch_size=250, lr=0.1, seed=seed, progress=False,
+                                anneal=anneal)
             finals.append(torch.cat([p.detach().flatten() for p in d.parameters()]))
         spread[anneal] = (finals[0] - finals[1]).norm().item()
     assert spread[True] < 0.5 * spread[False], spread

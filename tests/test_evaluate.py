@@ -180,7 +180,8 @@ def test_bits_per_dim_by_hand():
     assert evaluate.bits_per_dim(continuous_nll, 2) == pytest.approx(-math.log2(P) / 2, rel=1e-12)
     # and the formula itself for one case
     nll, dim = 1234.5, 3072
-    assert evaluate.bits_per_dim(nll, dim) == pytest.approx((nll + dim * math.log(256)) / (dim * math.log(2)), rel=1e-12)
+    expected = (nll + dim * math.log(256)) / (dim * math.log(2))
+    assert evaluate.bits_per_dim(nll, dim) == pytest.approx(expected, rel=1e-12)
 
 
 def test_rmse_of_exact_and_offset_reconstructions(monkeypatch):

@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from asvae_lib import objectives
-from asvae_lib.gaussians import kl
 from asvae_lib.gaussian_world import GaussianWorld, WorldAsModel, exact_posterior, ppca_maximum_likelihood
+from asvae_lib.gaussians import kl
 
 N = 200_000
 

@@ -53,7 +53,8 @@ def test_run_returns_the_fields_the_reproduction_chapter_needs(tmp_path, shrink)
     assert (result.dataset, result.method, result.profile, result.seed) == ("mnist", "vae", "quick", 0)
     # provenance
     assert result.provenance["device"].startswith("cpu")
-    assert result.provenance["torch"] == torch.__version__ and result.provenance["torchvision"] == torchvision.__version__
+    assert result.provenance["torch"] == torch.__version__
+    assert result.provenance["torchvision"] == torchvision.__version__
     assert result.provenance["python"] == platform.python_version()
     assert datetime.datetime.fromisoformat(result.provenance["date"]).tzinfo is not None
     # real digits, not a stand-in, and it says where they came from
@@ -153,7 +154,8 @@ def test_cli_writes_the_result_and_the_picture(tmp_path, shrink, capsys):
 def test_cli_train_only_keeps_checkpoints_and_scores_later_at_the_ks_asked(tmp_path, shrink, capsys):
     shrink()
     runs, results = tmp_path / "runs", tmp_path / "results"
-    base = ["--dataset", "mnist", "--method", "vae", "--profile", "quick", "--runs", str(runs), "--results", str(results)]
+    base = ["--dataset", "mnist", "--method", "vae", "--profile", "quick",
+            "--runs", str(runs), "--results", str(results)]
     assert train.main([*base, "--train-only"]) == 0
     run_dir = runs / "quick" / "mnist" / "vae"
     assert (run_dir / "last.pt").exists() and not (run_dir / "result.json").exists() and not results.exists()

@@ -114,7 +114,8 @@ DDP_SCRIPT = textwrap.dedent("""
     x = torch.randn(600, 2, generator=g)
     torch.manual_seed(dist.get_rank())                 # different initial weights: rank 0's must win
     model = mlp_asvae(2, 2, hidden=16)
-    t = Trainer(model, TrainConfig(max_steps=10, batch_size=64, lr=1e-3, eval_every=5), x[:500], x[500:], progress=False).fit()
+    config = TrainConfig(max_steps=10, batch_size=64, lr=1e-3, eval_every=5)
+    t = Trainer(model, config, x[:500], x[500:], progress=False).fit()
     w = torch.cat([p.detach().flatten() for p in t.model.parameters()])
     torch.save(w, os.path.join(os.environ["OUT"], f"rank{dist.get_rank()}.pt"))
     dist.destroy_process_group()
@@ -297,7 +298,8 @@ def test_a_notebooks_stop_button_saves_like_ctrl_c(tmp_path):
         km.shutdown_kernel(now=True)
     assert [name for name, _ in errors] == ["TrainingInterrupted"], errors
     saved = torch.load(tmp_path / "last.pt", weights_only=False)["step"]
-    message = f"interrupted (SIGINT) at step {saved}: saved {tmp_path / 'last.pt'}; run again with the same run folder to resume"
+    message = (f"interrupted (SIGINT) at step {saved}: saved {tmp_path / 'last.pt'}; "
+               "run again with the same run folder to resume")
     assert errors == [("TrainingInterrupted", message)]
     assert 7 <= saved < 60
 
