@@ -150,8 +150,9 @@ print(f"  gap bound - exact   {gap:.2e} bits/dim, standard error {se:.1e} ({gap 
 assert evaluate.bits_per_dim(0.0, D) == 8.0                                # the uniform density
 
 # %% [markdown]
-# The gap is positive, as Jensen says, and tiny: within a bin of width $1/256$ a
-# smooth density hardly varies, so the bound costs almost nothing. The test has
+# The gap is not below zero beyond its standard error, as Jensen says, and it is
+# tiny: within a bin of width $1/256$ a smooth density hardly varies, so the bound
+# costs almost nothing. The test has
 # teeth: the same numbers without the $D \log 256$ of the change of variables
 # (a common slip) sit 8 bits/dim below the exact NLL, and the check refuses them.
 
