@@ -12,6 +12,10 @@
   satisfies ``log P(x) >= E_u log p(y) - D log 256``, so the discrete NLL is at
   most the continuous one plus ``D log 256``; divide by ``D log 2`` for bits.
 * **RMSE** of reconstructions, pixels in [0, 1]; **time per generated image**.
+* **Baselines and checks** for 8-bit images: the per-pixel Gaussian (:func:`pixel_gaussian`),
+  whose discrete NLL is exact (:func:`discrete_nll`); :func:`check_bound` tests the
+  inequality above on data, :func:`check_beats` whether a model beats a baseline, both
+  on paired per-image values and their standard error.
 
 :func:`score` puts them together for one trained model of Part III, with FID and the
 Inception Score (:mod:`asvae_lib.image_metrics`) for colour images.
@@ -53,6 +57,51 @@ def bits_per_dim(nll_nats: float, dim: int) -> float:
     """Continuous NLL of dequantised 8-bit data (in nats, for ``y`` in [0, 1)) ->
     an upper bound on the discrete NLL in bits per dimension."""
     return (nll_nats + dim * math.log(256)) / (dim * math.log(2))
+
+
+def pixel_gaussian(train: torch.Tensor, seed: int = 0) -> torch.distributions.Normal:
+    """The per-pixel Gaussian baseline: the D values of ``y = (x + u) / 256`` independent,
+    each ``N(mean, sd^2)`` with the mean and sd of the dequantised training images (the
+    maximum-likelihood fit; float64). It knows each pixel's mean and spread and nothing else."""
+    y = datasets.fixed_dequantize(train, seed).double()
+    return torch.distributions.Normal(y.mean(0), y.std(0, correction=0))
+
+
+def discrete_nll(density: torch.distributions.Normal, x: torch.Tensor) -> torch.Tensor:
+    """Exact ``-log P(x)`` in nats per image, shape ``(N,)``, of 8-bit images ``x`` under an
+    independent density on ``y``: ``P(x)`` is the product over pixels of the mass of the bin
+    ``[x/256, (x+1)/256)``, a difference of the CDF."""
+    x = x.double()
+    return -(density.cdf((x + 1) / 256) - density.cdf(x / 256)).log().sum(1)
+
+
+def _mean_and_se(values: torch.Tensor):
+    values = values.double()
+    return values.mean().item(), (values.std() / math.sqrt(len(values))).item()
+
+
+def check_bound(exact: torch.Tensor, bound: torch.Tensor, z: float = 3.0):
+    """Jensen's inequality of section 5.1 on data: per image, the dequantised bound is, in
+    expectation over ``u``, at least the exact discrete NLL. So the mean of ``bound - exact``
+    (paired per-image values, any common unit) may fall below 0 only by Monte Carlo error:
+    by at most ``z`` standard errors, computed from the per-image gaps. Returns
+    ``(mean gap, standard error)``; raises AssertionError if the bound sits below."""
+    gap, se = _mean_and_se(bound - exact)
+    if gap < -z * se:
+        raise AssertionError(f"the bound is {-gap:.3g} below the exact NLL on average, more than {z} standard "
+                             f"errors ({se:.2g}): it is not an upper bound")
+    return gap, se
+
+
+def check_beats(model: torch.Tensor, baseline: torch.Tensor, z: float = 3.0):
+    """Whether a model scores lower than a baseline on the same images (paired per-image
+    values, e.g. bits/dim): the mean of ``baseline - model`` must exceed ``z`` standard errors.
+    Returns ``(mean advantage, standard error)``; raises AssertionError otherwise."""
+    gain, se = _mean_and_se(baseline - model)
+    if gain <= z * se:
+        raise AssertionError(f"the model's mean advantage over the baseline is {gain:.3g}, not more than {z} "
+                             f"standard errors ({se:.2g}): it does not beat it")
+    return gain, se
 
 
 @torch.no_grad()

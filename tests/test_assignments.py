@@ -156,4 +156,5 @@ def test_nbgrader_accepts_every_chapter_and_grades_an_exercise(tmp_path, nbgrade
             " for s in ('solved', 'unsolved')}))")
     scores = json.loads(subprocess.run([nbgrader_python, "-c", read, f"sqlite:///{tmp_path / 'gradebook.db'}"],
                                        capture_output=True, text=True, check=True, timeout=120).stdout)
-    assert scores == {"solved": [1.0, 1.0], "unsolved": [0.0, 1.0]}
+    points = float(reference_checks(exercises))                  # one point per exercise
+    assert scores == {"solved": [points, points], "unsolved": [0.0, points]}
