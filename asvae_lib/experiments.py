@@ -43,19 +43,15 @@ class MLP:
 @dataclass(frozen=True)
 class Conv:
     """Convolutional encoder, decoder and discriminators of base ``width``; Gaussian encoder
-    and decoder (CIFAR-10, ImageNet 32x32, section 5.3). The decoder's per-pixel
-    log-variance starts at ``decoder_log_var`` (the bias of its log-variance channels;
-    Xavier initialisation alone gives 0, a standard deviation as wide as all of [0, 1))."""
+    and decoder (CIFAR-10, ImageNet 32x32, section 5.3); the decoder's log-variance
+    starts at ``decoder_log_var`` (see :func:`asvae_lib.models.conv_asvae`)."""
     width: int
     z_dim: int
     decoder_log_var: float = 0.0
     kind: str = "conv"
 
     def build(self, shape) -> torch.nn.Module:
-        model = conv_asvae(tuple(shape), self.z_dim, self.width)
-        with torch.no_grad():   # the last layer's channels are [means, log-variances] (ImageDecoderNet)
-            model.decoder.net.up[-1].bias[shape[0]:] = self.decoder_log_var
-        return model
+        return conv_asvae(tuple(shape), self.z_dim, self.width, decoder_log_var=self.decoder_log_var)
 
 
 @dataclass(frozen=True)

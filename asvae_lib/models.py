@@ -221,9 +221,12 @@ class ImageJointDiscriminator(nn.Module):
         return self.joint(u).squeeze(-1)
 
 
-def conv_asvae(shape=(3, 32, 32), z_dim: int = 128, width: int = 64, dropout: float = 0.2) -> ASVAE:
+def conv_asvae(shape=(3, 32, 32), z_dim: int = 128, width: int = 64, dropout: float = 0.2,
+               decoder_log_var: float = 0.0) -> ASVAE:
     """The AS-VAE for 32x32 colour images: Gaussian encoder and decoder (section 5.1),
-    DCGAN-style networks of ``width`` base channels, Xavier-initialised."""
+    DCGAN-style networks of ``width`` base channels, Xavier-initialised. The decoder's
+    per-pixel log-variance starts at ``decoder_log_var`` (the bias of its log-variance
+    channels; Xavier alone gives 0, a standard deviation as wide as all of [0, 1))."""
     x_dim = math.prod(shape)
     encoder = GaussianConditional(ImageEncoderNet(shape, z_dim, width), z_dim)
     decoder = GaussianConditional(ImageDecoderNet(shape, z_dim, width), x_dim)
@@ -231,4 +234,6 @@ def conv_asvae(shape=(3, 32, 32), z_dim: int = 128, width: int = 64, dropout: fl
     h = ImageJointDiscriminator(shape, z_dim, width, dropout=dropout)
     model = ASVAE(encoder, decoder, f, h, z_dim)
     xavier_init(model)
+    with torch.no_grad():             # the last layer's channels are [means, log-variances]
+        decoder.net.up[-1].bias[shape[0]:] = decoder_log_var
     return model
