@@ -59,12 +59,13 @@ def test_beats_check_fails_for_the_baseline_itself_and_passes_for_a_better_model
 
 
 def test_discrete_nll_is_a_probability_over_the_256_bins():
-    density = torch.distributions.Normal(torch.tensor([0.3], dtype=torch.float64), torch.tensor([0.2], dtype=torch.float64))
+    f64 = dict(dtype=torch.float64)
+    density = torch.distributions.Normal(torch.tensor([0.3], **f64), torch.tensor([0.2], **f64))
     x = torch.arange(256, dtype=torch.uint8)[:, None]
     mass = evaluate.discrete_nll(density, x).neg().exp().sum().item()
     assert mass == pytest.approx((density.cdf(torch.tensor(1.0)) - density.cdf(torch.tensor(0.0))).item(), rel=1e-9)
     two = torch.tensor([[10, 200]], dtype=torch.uint8)            # independent pixels: NLLs add
-    pair = torch.distributions.Normal(torch.tensor([0.3, 0.3], dtype=torch.float64), torch.tensor([0.2, 0.2], dtype=torch.float64))
+    pair = torch.distributions.Normal(torch.tensor([0.3, 0.3], **f64), torch.tensor([0.2, 0.2], **f64))
     assert evaluate.discrete_nll(pair, two).item() == pytest.approx(evaluate.discrete_nll(density, two.T).sum().item())
 
 
