@@ -216,7 +216,8 @@ with torch.no_grad():
     f_hat_p, f_hat_q = mlp(u_p).double(), mlp(u_q).double()
 f_hat_m = torch.cat([f_hat_p, f_hat_q])
 rmse_mlp = ratio_rmse(f_hat_m, f_m)
-print(f"objective (4) on the last 20 minibatches {np.mean(history[-20:]):.4f}; V(f*) = {V_star:.4f}")
+print(f"MLP trained on {n_train} samples of each class, {len(history)} steps of {mlp_recipe['batch_size']}; "
+      f"objective (4) on the last 20 minibatches {np.mean(history[-20:]):.4f}, V(f*) = {V_star:.4f}")
 print(f"RMSE of the learned logit against log p - log q at fresh draws from m: {rmse_mlp:.4f} "
       f"(the best constant scores the std of f*, {f_m.std():.3f}; R^2 = {1 - rmse_mlp**2 / f_m.var().item():.4f})")
 
