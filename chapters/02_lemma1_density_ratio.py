@@ -452,7 +452,8 @@ widgets.interact(
 # * **A classifier learns a density ratio from samples alone.** The optimal logit of
 #   the objective (4) is $\log p - \log q$ (Lemma 1); the optimum is worth
 #   $2\,\mathrm{JSD}(p,q) - \log 4$, and a logit off by $\delta$ loses at most
-#   $\mathbb E_m[\delta^2]/4$ of it, so a nearly optimal objective is not a nearly exact ratio.
+#   $\mathbb E_m[\delta^2]/4$ of it: the loss is quadratic in the error, so a nearly
+#   optimal objective need not mean a nearly exact ratio.
 # * **The learned ratio is right only where the samples are**; outside the region
 #   they cover, nothing in (4) constrains the classifier.
 # * **The error falls like $1/\sqrt n$ when the classifier can represent the ratio.**
