@@ -16,20 +16,24 @@
 #
 # # Chapter 1. Why symmetric: the VAE's one-way KL
 #
-# The AS-VAE paper starts from one complaint about the VAE: its objective, the
-# ELBO, is (up to a constant and a gap) the **forward** KL divergence
-# $\mathrm{KL}(q(x)\,\|\,p_\theta(x))$ from the data to the model, and that
-# divergence "does not penalize a model that is capable of generating data that
-# are different from that used for training" (Section 1 of the paper).
+# The AS-VAE paper (Pu et al., 2017 [Pu17]) starts from one complaint about the
+# VAE (Kingma and Welling, 2014 [KW14]): its objective, the ELBO, is (up to a
+# constant and a gap) the **forward** KL divergence $\mathrm{KL}(q(x)\,\|\,p_\theta(x))$
+# from the data to the model, and that divergence "does not penalize a model that
+# is capable of generating data that are different from that used for training"
+# (Section 1 of the paper). This chapter makes that sentence precise and then
+# makes it visible. It will show:
 #
-# This chapter makes that sentence precise and then makes it visible.
-#
-# 1. **The algebra.** We derive the paper's rewriting (2) of the ELBO (1), and
-#    check every step numerically in the *Gaussian world* of `asvae_lib`, where
-#    every term has a closed form.
-# 2. **The picture.** We fit one Gaussian to two-mode data by the forward KL
-#    (maximum likelihood), by the reverse KL, and by their sum, and measure where
-#    each fit puts its probability mass.
+# 1. **The algebra.** The ELBO (1) rewrites as the paper's (2): in the decoder,
+#    maximising it is maximum likelihood, i.e. minimising the forward KL, and every
+#    term is an expectation under real data. Each step is checked in the *Gaussian
+#    world* of `asvae_lib`, where every term has a closed form.
+# 2. **The picture.** One Gaussian fitted to two-mode data by the forward KL fills
+#    the gap between the modes; by the reverse KL it locks onto one mode, at a cost
+#    of only $\log 2$ for the mode it drops; their sum sees both failures.
+# 3. **The missing half.** The ELBO compares the codes of real data with the prior,
+#    never prior codes with the codes of real data, which is the direction that
+#    matters for generation; AS-VAE adds the missing terms.
 #
 # Every claim below is an `assert` that fails if the claim is false; the numbers
 # it checks are printed next to it.
@@ -76,7 +80,7 @@ from asvae_lib.profile import pick, profile
 torch.manual_seed(0)
 torch.set_default_dtype(torch.float64)
 # Every tensor in this chapter is small: one thread avoids the cost of waking and
-# synchronising worker threads (measured: up to 15 s lost on a busy 2-core CPU).
+# synchronising worker threads.
 torch.set_num_threads(1)
 
 N_MC = pick(quick=20_000, full=1_000_000)      # Monte Carlo samples for the ELBO
@@ -412,6 +416,7 @@ fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), sharey=True)
 for ax, kind in zip(axes, ["forward", "reverse", "symmetric"]):
     surface = torch.stack([divergence(kind, normal_log_pdf(coarse, mus[:, None], s), log_q_coarse, coarse) for s in sigmas])
     i, j = divmod(surface.argmin().item(), len(mus))
+    # KL values above 20 nats (far from every fit) are drawn as 20, so that the colours resolve the basins
     cs = ax.contourf(mus, sigmas, surface.clamp(max=20).log10(), levels=30, cmap="viridis")
     fig.colorbar(cs, ax=ax, label="log10 KL (clipped at 20)")
     kind_fits = [(m, s) for name, (m, s, _) in fits.items() if name.startswith(kind)]
@@ -533,7 +538,7 @@ assert sym["gap |x|<1"] > fwd["gap |x|<1"] and sym["tails |x|>3"] < fwd["tails |
 
 # %%
 fig, ax = plt.subplots(figsize=(10, 4.2))
-ax.axvspan(-1, 1, color="orange", alpha=0.15, label="gap |x|<1 (data mass %.3f)" % data_row["gap |x|<1"])
+ax.axvspan(-1, 1, color="orange", alpha=0.15, label=f"gap |x|<1 (data mass {data_row['gap |x|<1']:.3f})")
 ax.fill_between(grid, log_q.exp(), color="0.6", alpha=0.6, label="data q(x)")
 styles = {"forward": ("tab:blue", "-"), "reverse (left)": ("tab:red", "-"),
           "reverse (right)": ("tab:red", "--"), "symmetric": ("tab:green", "-")}
@@ -559,11 +564,15 @@ fig, axes = plt.subplots(1, 4, figsize=(15, 3.3), sharey=True)
 bins = torch.linspace(-6, 6, 81)
 for ax, (name, xs) in zip(axes, panels):
     in_gap = (xs.abs() < 1).double().mean().item()
-    ax.axvspan(-1, 1, color="orange", alpha=0.15)
-    ax.hist(xs.numpy(), bins=bins.numpy(), density=True, color=styles.get(name, ("0.4", ""))[0], alpha=0.7)
-    ax.plot(grid, log_q.exp(), "k", lw=1, label="data q(x)")
-    ax.set_xlim(-6, 6); ax.set_title(f"{name}\n{in_gap:.1%} of samples in the gap", fontsize=10)
-axes[0].legend(fontsize=8); plt.tight_layout(); plt.show()
+    ax.axvspan(-1, 1, color="orange", alpha=0.15, label="gap |x|<1")
+    ax.hist(xs.numpy(), bins=bins.numpy(), density=True, color=styles.get(name, ("0.4", ""))[0], alpha=0.7,
+            label="histogram of the panel's samples")
+    ax.plot(grid, log_q.exp(), "k", lw=1, label="data density q(x)")
+    title = "a sample of the data" if name == "data sample" else f"samples of the {name} fit"
+    ax.set_xlim(-6, 6); ax.set_xlabel("x"); ax.set_title(f"{title}\n{in_gap:.1%} of them in the gap", fontsize=10)
+axes[0].set_ylabel("density")
+fig.legend(*axes[1].get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8)   # one legend for all panels
+plt.tight_layout(rect=(0, 0.08, 1, 1)); plt.show()
 
 # %% [markdown]
 # ## 1.4 What the VAE sees, and what it never looks at
@@ -614,6 +623,26 @@ assert abs(world.encoder_kl() - split) < 1e-9
 # symmetric objective into something one can train.
 
 # %% [markdown]
+# ## What this chapter showed
+#
+# * **The VAE trains its decoder by maximum likelihood.** The ELBO is
+#   $-\mathrm{KL}(q_\phi(x,z)\|p_\theta(x,z)) - H(q)$, and in $\theta$ it is the forward
+#   KL $\mathrm{KL}(q(x)\|p_\theta(x))$ up to the encoder's gap; every term is an
+#   expectation under real data, never under the model's own samples.
+# * **The forward KL is blind to mass off the data.** Fitted to two modes, one
+#   Gaussian fills the gap between them with more than ten times the data's mass
+#   there: what the model generates lands where the data never is.
+# * **The reverse KL is nearly blind to a missing mode.** Its fit locks onto one
+#   mode, and dropping half of the data costs it only $\log 2$.
+# * **Only the sum sees both failures**, so a model flexible enough to fix them is
+#   pushed to fix both; with one Gaussian the family, not the divergence, is the
+#   bottleneck.
+# * **On the codes, too, the ELBO looks one way**: it contains
+#   $\mathrm{KL}(q_\phi(z)\|p(z))$ but never $\mathrm{KL}(p(z)\|q_\phi(z))$, the direction
+#   that decides what the decoder is fed when it generates. AS-VAE adds the missing
+#   terms, and chapter 2 shows how a classifier estimates them from samples.
+
+# %% [markdown]
 # ## Exercises
 #
 # Each exercise cell is self-contained; the cell after it checks your answer
@@ -639,10 +668,19 @@ def kl_normal(m1, s1, m2, s2):
 
 
 # %% nbgrader={"grade": true, "grade_id": "ex1_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+import math
+
 m1, s1, m2, s2 = (torch.tensor(v, dtype=torch.float64) for v in ([0.0, 1.0, -2.0], [1.0, 0.5, 2.0],
                                                                    [0.0, 0.0, 1.0], [1.0, 1.0, 0.7]))
-reference = torch.distributions.kl_divergence(torch.distributions.Normal(m1, s1), torch.distributions.Normal(m2, s2))
-assert torch.allclose(kl_normal(m1, s1, m2, s2), reference, atol=1e-12), "compare with the formula above"
+# an independent computation: the integral of p log(p / q) by the trapezoid rule on a fine grid
+x = torch.linspace(-40, 40, 160_001, dtype=torch.float64)[:, None]
+log_normal = lambda x, m, s: -0.5 * ((x - m) / s) ** 2 - torch.log(s) - 0.5 * math.log(2 * math.pi)
+log_p, log_q = log_normal(x, m1, s1), log_normal(x, m2, s2)
+numeric = torch.trapezoid(log_p.exp() * (log_p - log_q), x[:, 0], dim=0)
+print("yours   :", kl_normal(m1, s1, m2, s2).tolist())
+print("integral:", numeric.tolist())
+assert "kl_divergence" not in kl_normal.__code__.co_names, "write the formula; do not call torch's kl_divergence"
+assert torch.allclose(kl_normal(m1, s1, m2, s2), numeric, atol=1e-9), "compare with the formula above"
 assert kl_normal(m1, s1, m1, s1).abs().max() < 1e-12, "KL(p || p) must be 0"
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(1)
@@ -652,3 +690,71 @@ hidden = torch.distributions.kl_divergence(torch.distributions.Normal(a, sa), to
 assert torch.allclose(kl_normal(a, sa, b, sb), hidden, atol=1e-10)
 ### END HIDDEN TESTS
 print("Exercise 1.1: correct")
+
+# %% [markdown]
+# **Exercise 1.2 (move the modes apart: predict, then measure).** In section 1.2
+# the modes sat at $\pm 2$ and the reverse-KL fit locked onto one of them. Now let
+# the data be $q_d = \tfrac12\mathcal N(-d, 0.5^2) + \tfrac12\mathcal N(d, 0.5^2)$ and move
+# the modes: for $d = 0.5, 1, 1.25, 1.5, 2, 3$, where does the reverse-KL fit of one
+# Gaussian put its mean (of two mirror-image fits, take the one with mean $\ge 0$)?
+# Note that $q_d$ has two modes as soon as $d > 0.5$. Write your prediction in
+# `PREDICTION` first, as `{d: mean}`.
+#
+# Then implement `reverse_kl(mean, std, d, eps)`, the reverse KL
+# $\mathrm{KL}(\mathcal N(\text{mean}, \text{std}^2)\,\|\,q_d)$ estimated the way a VAE estimates
+# expectations under its own distributions, by reparametrisation: the average of
+# $\log\mathcal N(x; \text{mean}, \text{std}^2) - \log q_d(x)$ over $x = \text{mean} + \text{std}\cdot\epsilon$
+# for the given standard-normal draws `eps` (a 1-D tensor). `mean` and `std` are
+# tensors of one shape; return a tensor of that shape (give $x$ a last axis for
+# the draws and average over it). The check compares your estimate with a grid
+# integral, then minimises it over a grid of (mean, std) for each $d$.
+
+# %% nbgrader={"grade": false, "grade_id": "ex1_2", "locked": false, "schema_version": 3, "solution": true}
+import math
+
+import torch
+
+
+def reverse_kl(mean, std, d, eps):
+    """Monte Carlo KL(N(mean, std^2) || q_d) over x = mean + std * eps, for every entry of mean and std."""
+    ### BEGIN SOLUTION
+    e = eps.to(mean.dtype)
+    x = mean[..., None] + std[..., None] * e                        # last axis: the draws
+    log_model = -0.5 * e**2 - torch.log(std[..., None]) - 0.5 * math.log(2 * math.pi)
+    log_mode = lambda c: -0.5 * ((x - c) / 0.5) ** 2 - math.log(0.5) - 0.5 * math.log(2 * math.pi)
+    log_data = torch.logaddexp(log_mode(-d), log_mode(d)) + math.log(0.5)   # weights 1/2
+    return (log_model - log_data).mean(-1)
+    ### END SOLUTION
+
+
+# your prediction before measuring: {d: mean of the reverse-KL fit}
+### BEGIN SOLUTION
+PREDICTION = {0.5: 0.0, 1.0: 0.0, 1.25: 0.0, 1.5: 1.5, 2.0: 2.0, 3.0: 3.0}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex1_2_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+import math
+
+import torch
+
+f64 = dict(dtype=torch.float64)
+normal_quantiles = lambda n: torch.special.ndtri((torch.arange(n, **f64) + 0.5) / n)   # a stratified standard-normal sample
+log_normal = lambda x, m, s: -0.5 * ((x - m) / s) ** 2 - math.log(s) - 0.5 * math.log(2 * math.pi)
+x = torch.linspace(-16, 16, 3201, **f64)
+for mean, std, d in [(0.0, 1.0, 1.0), (2.0, 0.5, 2.0), (0.7, 1.5, 3.0)]:   # your estimate against a grid integral
+    log_p = log_normal(x, mean, std)
+    log_q = torch.logaddexp(log_normal(x, -d, 0.5), log_normal(x, d, 0.5)) - math.log(2)
+    integral = torch.trapezoid(log_p.exp() * (log_p - log_q), x).item()
+    yours = reverse_kl(torch.tensor([mean], **f64), torch.tensor([std], **f64), d, normal_quantiles(4000)).item()
+    print(f"KL(N({mean}, {std}^2) || q_{d}): yours {yours:.4f}, grid integral {integral:.4f}")
+    assert abs(yours - integral) < 0.01
+means, stds = torch.meshgrid(torch.linspace(0, 3.5, 71, **f64), torch.logspace(math.log10(0.3), math.log10(3), 40, **f64),
+                             indexing="ij")
+assert set(PREDICTION) == {0.5, 1.0, 1.25, 1.5, 2.0, 3.0}
+for d in sorted(PREDICTION):
+    surface = reverse_kl(means, stds, d, normal_quantiles(400))
+    best = surface.argmin()
+    fit_mean, fit_std = means.flatten()[best].item(), stds.flatten()[best].item()
+    print(f"d = {d:4}: predicted mean {PREDICTION[d]:+.2f}; measured N({fit_mean:+.2f}, {fit_std:.2f}^2), reverse KL {surface.min():.3f}")
+    assert abs(fit_mean - (0.0 if d <= 1.25 else d)) < 0.1
+print("Exercise 1.2: done")

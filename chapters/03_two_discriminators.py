@@ -25,11 +25,18 @@
 #   than under the aggregated posterior $q_\phi(z) = \mathbb{E}_{q(x)} q_\phi(z|x)$,
 #   an intractable mixture over the whole data set.
 #
-# Corollary 1.1 says which pairs $(x, z)$ to show two classifiers, $f_\psi$ and
-# $h_{\psi'}$, so that Lemma 1 hands us exactly these two ratios. In this chapter
-# we derive it, draw the pairs exactly as the paper prescribes, train both
-# discriminators in the Gaussian world where the answers are known, and compare.
-# We also train ALI's discriminator (3) and see that it learns something else.
+# Corollary 1.1 of the paper (Pu et al., 2017 [Pu17]) says which pairs $(x, z)$ to
+# show two classifiers, $f_\psi$ and $h_{\psi'}$, so that Lemma 1 hands us exactly
+# these two ratios. This chapter will show:
+#
+# 1. why the pairs of (5) and (6) give these ratios: each pair of classes shares one
+#    conditional, which cancels, so that at the optimum $f$ depends on $x$ alone and
+#    $h$ on $z$ alone, although both see the whole pair;
+# 2. the two discriminators, trained on pairs drawn exactly as the paper prescribes,
+#    learning their ratios in a Gaussian world where the answers are known, and
+#    flat in the variable their optimum ignores;
+# 3. that the discriminator of ALI (Dumoulin et al., 2017 [Dum17]), trained the same
+#    way on its own pairs, learns a different ratio: the full joint one.
 
 # %%
 # Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
@@ -66,7 +73,6 @@ import torch
 
 from asvae_lib.density_ratio import MLPDiscriminator, ratio_rmse, train_discriminator
 from asvae_lib.gaussian_world import GaussianWorld
-from asvae_lib.gaussians import Gaussian
 from asvae_lib.profile import pick, profile
 
 torch.set_num_threads(1)   # tiny tensors: one thread avoids costly thread synchronisation
@@ -183,7 +189,8 @@ for k, (name, draw) in enumerate(samplers.items()):
 fig, ax = plt.subplots(figsize=(6, 3))
 for name, h in histories.items():
     ax.plot(torch.tensor(h).unfold(0, 50, 10).mean(1), label=name)
-ax.set_xlabel("step / 10"); ax.set_ylabel("objective (4), running mean"); ax.legend(); plt.show()
+ax.set_xlabel("step / 10"); ax.set_ylabel("objective (4), running mean"); ax.legend()
+ax.set_title("Training the three discriminators (mean over 50 steps)"); plt.show()
 
 # %% [markdown]
 # ## Learned against true, over the $(x, z)$ plane
@@ -205,7 +212,7 @@ for col, name in enumerate(samplers):
         true = truths[name](flat_x, flat_z).reshape(X.shape)
         (px, pz), (nx, nz) = samplers[name](150, torch.Generator().manual_seed(99))
         on_data = truths[name](torch.cat([px, nx]), torch.cat([pz, nz]))
-    lim = on_data.abs().max().item()   # colour scale set by the values where the pairs live
+    lim = on_data.abs().max().item()   # colour scale set by the values where the pairs live; colours saturate beyond
     for row, field in enumerate([learned, true]):
         ax = axes[row, col]
         im = ax.pcolormesh(X, Z, field.float(), cmap="RdBu_r", vmin=-lim, vmax=lim, shading="auto")
@@ -276,9 +283,9 @@ with torch.no_grad():
         axes[1].plot(z_line, discs["h (6)"](torch.full_like(z_line, value), z_line), label=f"learned h, x={value}")
     axes[0].plot(x_line, world.f_star(x_line), "k--", lw=2, label="f*(x)")
     axes[1].plot(z_line, world.h_star(None, z_line), "k--", lw=2, label="h*(z)")
-axes[0].set_xlabel("x"); axes[1].set_xlabel("z"); axes[2].set_xlabel("x")
-for ax in axes:
-    ax.legend(fontsize=7)
+for ax, title, var in zip(axes, ["learned f(x, z) against x, at three codes z", "learned h(x, z) against z, at three data x",
+                                 "ALI's learned logit against x, at three codes z"], "xzx"):
+    ax.set_title(title, fontsize=10); ax.set_xlabel(var); ax.set_ylabel("logit"); ax.legend(fontsize=7)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
@@ -325,16 +332,21 @@ print(f"max |ALI* - (f* + log q(z|x) - log p(z|x))| = {gap:.2e}")
 assert gap < 1e-10
 
 # %% [markdown]
-# ## What this buys AS-VAE
+# ## What this chapter showed
 #
-# * $f$ estimates $\log q(x)/p_\theta(x)$ from samples alone: the data density
-#   never appears. Its mean over real data is $\mathrm{KL}(q(x)\,\|\,p_\theta(x))$,
-#   the quantity that turns the ELBO into the bound $\mathcal L_x$ (chapter 4).
-# * $h$ estimates $\log p(z)/q_\phi(z)$, whose mean over prior codes is
-#   $\mathrm{KL}(p(z)\,\|\,q_\phi(z))$, the mirror quantity the VAE never looks at.
-# * ALI's single discriminator learns the joint ratio instead; it mixes the two
-#   marginal ratios with the mismatch between the encoder and the decoder's true
-#   posterior.
+# * **In each pair of classes one conditional is shared, and it cancels.** So $f$
+#   learns $\log q(x) - \log p_\theta(x)$ and $h$ learns $\log p(z) - \log q_\phi(z)$ from
+#   samples alone: neither the data density nor the aggregated posterior is ever
+#   evaluated. Trained on the pairs of (5) and (6), both networks came within a
+#   quarter of their optimum's spread of it, and were flat in the variable their
+#   optimum ignores.
+# * **What the two ratios buy AS-VAE.** The mean of $f^*$ over real data is
+#   $\mathrm{KL}(q(x)\,\|\,p_\theta(x))$, the quantity that turns the ELBO into the
+#   bound $\mathcal L_x$ (chapter 4); the mean of $h^*$ over prior codes is
+#   $\mathrm{KL}(p(z)\,\|\,q_\phi(z))$, the mirror quantity the VAE never looks at (chapter 1).
+# * **ALI's single discriminator learns something else**: the joint ratio, which
+#   adds to $f^*$ the mismatch $\log q_\phi(z|x) - \log p_\theta(z|x)$ between the encoder
+#   and the decoder's posterior.
 #
 # A caution that chapter 4 measures: since $f^*$ ignores $z$ and $h^*$ ignores $x$,
 # an *optimal* discriminator passes no gradient to the encoder through $z$ (nor to
@@ -388,7 +400,7 @@ best = objective(h_star)
 for name, move in (("+0.2", lambda x, z: 0.2 + 0 * x), ("+0.1 x", lambda x, z: 0.1 * x),
                    ("-0.1 x", lambda x, z: -0.1 * x), ("+0.1 z", lambda x, z: 0.1 * z),
                    ("+0.05 z^2", lambda x, z: 0.05 * z**2)):
-    moved = objective(lambda x, z: h_star(x, z) + move(x, z))
+    moved = objective(lambda x, z, move=move: h_star(x, z) + move(x, z))
     print(f"(4) at h*: {best:.5f}; moved by {name}: {moved:.5f}")
     assert moved < best - 2e-4, f"moving h* by {name} should lower the objective (4)"
 ### BEGIN HIDDEN TESTS
@@ -400,3 +412,67 @@ truth = N(0.0, 1.0).log_prob(z) + N(1.2 * z, 0.5).log_prob(x) - q_z.log_prob(z) 
 assert torch.allclose(h_star(x, z), truth, atol=1e-10)
 ### END HIDDEN TESTS
 print("Exercise 3.1: correct")
+
+# %% [markdown]
+# **Exercise 3.2 (draw the negatives of (6) differently: predict, then measure).**
+# In (6) a negative is made in three steps: $x' \sim q(x)$, $z \sim q_\phi(z|x')$,
+# and then $x \sim p_\theta(x|z)$, a fresh $x$ decoded from the code. Skip the last
+# step and use the pair $(x', z)$ as the negative, keeping the positives of (6).
+# What does $h$ learn now? Work out its optimum in the world of exercise 3.1 and
+# implement it as `h_changed(x, z)` (element-wise; it may depend on $x$ and $z$).
+# That is your prediction. The check trains a classifier on the changed pairs (a
+# logistic regression on $(1, x, z, x^2, xz, z^2)$, which can represent the log
+# ratio of any two Gaussians) and measures how far its logit is from your
+# prediction, from the $h^*$ of (7), and how much it depends on $x$.
+
+# %% nbgrader={"grade": false, "grade_id": "ex3_2", "locked": false, "schema_version": 3, "solution": true}
+import math
+
+import torch
+
+
+def h_changed(x, z):
+    """The optimum of (4) for positives z ~ p(z), x ~ p(x|z) and negatives x ~ q(x), z ~ q(z|x)."""
+    ### BEGIN SOLUTION
+    # Lemma 1 with positives p(z) p(x|z) and negatives q(x) q(z|x): nothing is shared, nothing
+    # cancels, and the optimum is minus ALI's joint ratio, a function of x and z
+    log_normal = lambda v, mean, std: -0.5 * ((v - mean) / std) ** 2 - math.log(std) - 0.5 * math.log(2 * math.pi)
+    return log_normal(z, 0.0, 1.0) + log_normal(x, 1.2 * z, 0.5) - log_normal(x, 1.0, 1.5) - log_normal(z, 0.5 * x, 0.4)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "ex3_2_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+import math
+
+import torch
+
+g = torch.Generator().manual_seed(0)
+randn = lambda n: torch.randn(n, generator=g, dtype=torch.float64)
+
+
+def pairs(n):
+    """The positives of (6), and the changed negatives (x', z) with x' ~ q(x), z ~ q(z|x')."""
+    z_pos = randn(n)
+    x_pos = 1.2 * z_pos + 0.5 * randn(n)
+    x_neg = 1 + 1.5 * randn(n)
+    return (x_pos, z_pos), (x_neg, 0.5 * x_neg + 0.4 * randn(n))
+
+
+features = lambda x, z: torch.stack([torch.ones_like(x), x, z, x * x, x * z, z * z], 1)
+(xp, zp), (xn, zn) = pairs(50_000)
+phi, label = torch.cat([features(xp, zp), features(xn, zn)]), torch.cat([torch.ones(50_000), torch.zeros(50_000)]).double()
+w = torch.zeros(6, dtype=torch.float64)
+for _ in range(30):   # Newton's method on the logistic log-likelihood, i.e. on (4)
+    s = torch.sigmoid(phi @ w)
+    w = w + torch.linalg.solve((phi * (s * (1 - s))[:, None]).T @ phi, phi.T @ (label - s))
+(xp, zp), (xn, zn) = pairs(20_000)                    # fresh pairs from both classes
+x, z = torch.cat([xp, xn]), torch.cat([zp, zn])
+learned = features(x, z) @ w
+var_q = 0.5**2 * 1.5**2 + 0.4**2                       # the aggregated posterior N(0.5, var_q) of exercise 3.1
+h_star_7 = -0.5 * z**2 + 0.5 * (z - 0.5) ** 2 / var_q + 0.5 * math.log(var_q)
+rmse = lambda a: ((learned - a) ** 2).mean().sqrt().item()
+print(f"RMSE of the learned logit to your prediction {rmse(h_changed(x, z)):.3f}, to h* of (7) {rmse(h_star_7):.3f} "
+      f"(spread of the learned logit {learned.std():.3f})")
+print(f"learned coefficients of x, x^2, x z: {w[1]:+.3f}, {w[3]:+.3f}, {w[4]:+.3f} (all 0 for h* of (7))")
+assert rmse(h_changed(x, z)) < 0.1, "the classifier learned something else than your prediction"
+print("Exercise 3.2: done")
