@@ -672,7 +672,8 @@ assert max(wide_errs) < 0.03 and max(narrow_errs) > 5 * max(wide_errs)
 #   estimated with trained discriminators under both readings of its x-side KL weight,
 #   but it leaves out $\mathbb E_{p(z)}\mathrm{KL}(p_\theta(x|z)\|q(x))$, a term that needs the data
 #   density; even with perfect discriminators its optimum is not Proposition 1's: a
-#   more informative, noisier-placed decoder with more mass off the data (sections 5-6).
+#   less noisy decoder whose codes say more about $x$, and more model mass off the
+#   data (sections 5-6).
 # * **Nor is its gradient the bound's.** In (11) the $f$-term reaches only the encoder
 #   and the $h$-term only the decoder, while the marginal KLs they stand for depend on
 #   the other network; better discriminators do not remove that bias (section 8).
