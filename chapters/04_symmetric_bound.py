@@ -16,17 +16,30 @@
 #
 # # Chapter 4. The symmetric bound and Proposition 1
 #
-# With the two discriminators of chapter 3 in hand, the paper builds a bound
+# With the two discriminators of chapter 3 in hand, the paper [Pu17] builds a bound
 # that looks at the joint distribution of data and codes from both sides:
 #
 # $$\mathcal L_x(\theta,\phi) = \mathbb E_{q(x)}[\log p_\theta(x)] - \mathrm{KL}\big(q_\phi(x,z)\,\|\,p_\theta(x,z)\big) \tag{8}$$
 # $$\mathcal L_z(\theta,\phi) = \mathbb E_{p(z)}[\log q_\phi(z)] - \mathrm{KL}\big(p_\theta(x,z)\,\|\,q_\phi(x,z)\big) \tag{9}$$
 #
-# This chapter derives what these are made of, checks every identity in the
-# Gaussian world (where all of them are closed form), maximises $\mathcal L_x +
-# \mathcal L_z$ and compares the optimum with maximum likelihood, estimates the
-# bound with trained discriminators, and measures two things the paper's
-# practical objective (10)-(11) leaves out.
+# Every identity below is checked in the Gaussian world of chapters 1-3, where all
+# of them are closed form. The chapter will show:
+#
+# * that $\mathcal L_x$ is the ELBO minus the mean of the optimal $f$-discriminator,
+#   and that $\mathcal L_z$ has a term that needs the data density (section 1);
+# * what "symmetric" means: the bound is two reconstructions, two mutual
+#   informations and two symmetric KLs (section 2);
+# * Proposition 1: the bound's optimum matches the two joints, and on PPCA-shaped
+#   data it is the maximum-likelihood PPCA fit of [TB99] (section 3); where no
+#   model of the family fits, the symmetric optimum trades forward KL for reverse
+#   KL (section 4);
+# * the paper's practical objective (10)/(11) with trained discriminators, under
+#   both readings of its x-side KL weight, and what it leaves out (sections 5-6);
+# * the model and the game (11)-(12) as the library runs them (section 7);
+# * that the gradient of (11) is not the gradient of the bound, however good the
+#   discriminators (section 8), and a surrogate, the book's and not the paper's,
+#   whose gradient is exact at the optimal discriminators, with the heavy tails it
+#   pays for that (section 9).
 
 # %%
 # Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing.
@@ -180,6 +193,10 @@ ax.set_title(f"a random encoder/decoder: L_x + L_z = {total:.3f}"); plt.tight_la
 # PPCA-shaped ($C = W W^\top + s^2 I$ with $K = 1$), so a perfect fit exists. We
 # maximise the exact $\mathcal L_x + \mathcal L_z$ from a random start: Adam for a
 # few hundred steps (the path we plot), then L-BFGS to the optimum (what we check).
+# In the right-hand panel a KL below $10^{-8}$ is drawn on the dotted line at
+# $10^{-8}$: a logarithmic axis cannot show zero, and at the optimum the four KLs are
+# zero up to float64 rounding (the cell after the figure prints the two joint KLs; a
+# closed-form KL that is zero can come out a few $10^{-16}$ below zero).
 
 # %%
 def track(w):
@@ -201,15 +218,20 @@ evaluations = maximise(fit, lambda v: v.L_x() + v.L_z())   # then polish to the 
 trace.append(track(fit)); steps_axis.append(STEPS + evaluations)
 print(f"Adam for {STEPS} steps, then L-BFGS converged in {evaluations} evaluations")
 
-fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
+FLOOR = 1e-8   # a log axis cannot show 0 (nor a rounding error below it): smaller KLs are drawn at FLOOR
+fig, axes = plt.subplots(1, 2, figsize=(12, 3.8))
 for key in ("L_x", "L_z"):
     axes[0].plot(steps_axis, [t[key] for t in trace], label=key)
 axes[0].plot(steps_axis, [t["L_x"] + t["L_z"] for t in trace], "k", label="L_x + L_z")
 axes[0].axhline(-(fit.data().entropy() + fit.prior().entropy()).item(), color="k", ls="--", label="-H(q) - H(p)")
-axes[0].set_ylim(-12, 0); axes[0].legend(); axes[0].set_xlabel("step")
+axes[0].set_ylim(-12, 0); axes[0].legend(fontsize=8); axes[0].set_ylabel("nats")
+axes[0].set_title("the bound rises to its ceiling -H(q) - H(p)")
 for key in list(trace[0])[2:]:
-    axes[1].semilogy(steps_axis, [max(t[key], 1e-8) for t in trace], label=key)
-axes[1].legend(fontsize=8); axes[1].set_xlabel("step"); axes[1].set_title("the four KLs of Proposition 1")
+    axes[1].semilogy(steps_axis, [max(t[key], FLOOR) for t in trace], label=key)
+axes[1].axhline(FLOOR, color="0.5", ls=":", lw=1, label=f"below {FLOOR:g}: drawn on this line")
+axes[1].legend(fontsize=8); axes[1].set_ylabel("nats (log scale)"); axes[1].set_title("the four KLs of Proposition 1 go to zero")
+for ax in axes:
+    ax.set_xlabel("Adam step (the last point: after L-BFGS)")
 plt.tight_layout(); plt.show()
 
 # %%
@@ -240,7 +262,7 @@ with torch.no_grad():
 # latent dimension). No decoder matches $q(x)$, so the bracket cannot vanish.
 # We maximise (a) the ELBO, which with $K=1$ can use the exact posterior and so
 # reaches maximum likelihood, and (b) $\mathcal L_x + \mathcal L_z$, and compare both with
-# Tipping and Bishop's closed-form ML solution.
+# Tipping and Bishop's closed-form ML solution [TB99].
 
 # %%
 W_ml, s2_ml = ppca_maximum_likelihood(C_general, K=1)
@@ -332,12 +354,14 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
 s = [r["step"] for r in rows]
 axes[0].plot(s, [r["L_x"] for r in rows], "k-o", label="exact L_x")
 axes[0].plot(s, [r["x-half, w=1"] for r in rows], "C0--s", label="plug-in x-half, w=1")
-axes[0].plot(s, [r["x-half, w=0"] for r in rows], "C1--^", label="plug-in x-half, w=0 (literal)")
+axes[0].plot(s, [r["x-half, w=0"] for r in rows], "C1--^", label="plug-in x-half, w=0 (the other reading)")
 axes[1].plot(s, [r["L_z"] for r in rows], "k-o", label="exact L_z")
 axes[1].plot(s, [r["L_z"] + r["left out"] for r in rows], "k:", label="exact L_z + left-out term")
 axes[1].plot(s, [r["z-half"] for r in rows], "C2--s", label="plug-in z-half")
+axes[0].set_title("x-half: (11) with a trained f against L_x"); axes[1].set_title("z-half: (11) with a trained h against L_z")
 for ax in axes:
-    ax.set_xscale("symlog", linthresh=20); ax.set_xlabel("optimisation step"); ax.legend(fontsize=8)
+    ax.set_xscale("symlog", linthresh=20); ax.set_xlabel("Adam step on L_x + L_z (linear below 20, log above)")
+    ax.set_ylabel("nats"); ax.legend(fontsize=8)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
@@ -399,8 +423,20 @@ for name in ("(10), w=1", "(10), w=0"):
 #
 # $$\mathcal L_{xz}(\theta,\phi;\psi,\psi') = \underbrace{\mathbb E_{x\sim q,\,\epsilon}\big[\log p_\theta(x|z_\epsilon) - f_\psi(x, z_\epsilon)\big] - w\,\mathbb E_q\mathrm{KL}(q_\phi(z|x)\|p(z))}_{\text{x-half (AS-VAE-r)}} + \underbrace{\mathbb E_{z\sim p,\,\epsilon}\big[\log q_\phi(z|x_\epsilon) - h_{\psi'}(x_\epsilon, z)\big]}_{\text{z-half (AS-VAE-g)}},$$
 #
-# with $z_\epsilon = \mu_\phi(x) + \sigma_\phi(x)\,\epsilon$ and $x_\epsilon = \mu_\theta(z) + \sigma_\theta(z)\,\epsilon$,
-# while the discriminators $\psi, \psi'$ maximise the logistic objectives (5) and (6).
+# with $z_\epsilon = \mu_\phi(x) + \sigma_\phi(x)\,\epsilon$ and $x_\epsilon = \mu_\theta(z) + \sigma_\theta(z)\,\epsilon$
+# (the reparametrised draws of [KW14]; through a flow, chapter 5, the draw is then pushed
+# through the flow), while the discriminators $\psi, \psi'$ maximise the logistic
+# objectives (5) and (6). The weight $w$ is the uncertain reading of section 5: the
+# library takes it as a setting, and chapter 6 trains both $w = 1$ and $w = 0$.
+#
+# **$x_\epsilon$ for binary pixels.** On MNIST the decoder is Bernoulli (each pixel
+# intensity read as the probability that the pixel is on; chapter 7). A binary draw is
+# not a differentiable function of $z$ and the noise, so it has no reparametrised
+# $x_\epsilon$, and the paper does not say what it used. The library's choice, ours and
+# not the paper's, is the decoder's mean image, the pixel probabilities
+# $\sigma(\ell_\theta(z))$ for the decoder's logits $\ell_\theta(z)$
+# (`BernoulliConditional.rsample`): the z-half then asks the encoder to recover $z$ from
+# that image. A relaxed (Concrete) draw would be the alternative.
 # The game (12) alternates the two: a step (or several) of the discriminators with
 # the encoder and decoder fixed, then a step of the encoder and decoder with the
 # discriminators fixed. Here is the library's code for both, the code every model of
@@ -546,7 +582,7 @@ print(f"(11): {min(r['(11) vs grad (10)'] for r in gradient_rows):.3f}-{max(r['(
 #
 # ($\mathrm{sg}$: stop the gradient) has, at the optimal discriminators, exactly the
 # gradient of $\mathcal L_x + \mathcal L_z$ in both $\theta$ and $\phi$. It needs a third
-# discriminator, on ALI's pairs (3). This is the book's own construction, trained in
+# discriminator, on the pairs (3) of ALI [Dum17]. This is the book's own construction, trained in
 # chapter 6 under the name `asvae-pathwise`; it is not the paper's objective. Here it is:
 
 # %%
@@ -618,25 +654,37 @@ assert max(wide_errs) < 0.03 and max(narrow_errs) > 5 * max(wide_errs)
 # That is why `pathwise_surrogate` clips the exponential (`clipped_exp`: $e^t$ up to
 # $t = 4$, its tangent line above), trading bias for variance. Chapter 6 measures
 # whether the corrected direction helps a neural AS-VAE in practice.
+
+# %% [markdown]
+# ## What this chapter showed
 #
-# **What this chapter showed**
+# * **The symmetric bound is the ELBO's view plus its mirror.** $\mathcal L_x + \mathcal L_z$
+#   is two reconstructions (of $x$ through the encoder, of $z$ through the decoder),
+#   minus two mutual informations, minus two symmetric KLs between marginals; each
+#   symmetric KL is the gap between an optimal discriminator's means on its two
+#   classes (section 2).
+# * **Proposition 1 holds.** The bound's optimum matches the two joints; on PPCA-shaped
+#   data it is the maximum-likelihood PPCA fit with the decoder's exact posterior as
+#   encoder (section 3). Where no model of the family fits, the symmetric optimum
+#   gives up a little forward KL for less reverse KL, the paper's motivation made
+#   measurable (section 4).
+# * **The paper's practical objective is not the bound.** The plug-in (10)/(11) can be
+#   estimated with trained discriminators under both readings of its x-side KL weight,
+#   but it leaves out $\mathbb E_{p(z)}\mathrm{KL}(p_\theta(x|z)\|q(x))$, a term that needs the data
+#   density; even with perfect discriminators its optimum is not Proposition 1's: a
+#   less noisy decoder whose codes say more about $x$, and more model mass off the
+#   data (sections 5-6).
+# * **Nor is its gradient the bound's.** In (11) the $f$-term reaches only the encoder
+#   and the $h$-term only the decoder, while the marginal KLs they stand for depend on
+#   the other network; better discriminators do not remove that bias (section 8).
+# * **A gradient-correct surrogate exists, at a price.** Built from generated samples and
+#   a third discriminator, it has the exact gradient of $\mathcal L_x + \mathcal L_z$ at the
+#   optimal discriminators, but two of its terms are importance weights, heavy-tailed
+#   when the model is narrower than the data (section 9). It is the book's
+#   construction, not the paper's; chapter 6 trains it beside (11).
 #
-# * The symmetric bound is a sum of two reconstructions, two mutual informations and
-#   two symmetric KLs (closed form to $10^{-10}$; the KLs as discriminator-mean gaps by
-#   Monte Carlo). Proposition 1 holds: its optimum matches the joints, and on
-#   PPCA-shaped data it is the maximum-likelihood PPCA with the exact posterior.
-# * On data the model cannot represent, the symmetric optimum trades forward KL for
-#   reverse KL, against Tipping and Bishop's maximum likelihood.
-# * The plug-in estimate (10)/(11) tracks the exact halves with trained
-#   discriminators, under both readings of the x-side KL, but (10) leaves out a term
-#   that needs $q(x)$, and that moves its optimum away from Proposition 1's.
-# * The gradient of (11) is not the gradient of the bound: it stays biased however
-#   good the discriminators are, because its $f$-term reaches only the encoder and
-#   its $h$-term only the decoder.
-# * A surrogate built from generated samples and a third discriminator has the exact
-#   gradient of $\mathcal L_x + \mathcal L_z$ at the optimal discriminators, but two of
-#   its terms are importance weights with heavy tails when the model is narrower
-#   than the data.
+# Chapter 5 builds the flows the paper puts into the model; chapter 6 trains the whole
+# game on neural networks.
 
 # %% [markdown]
 # ## Exercises
@@ -650,8 +698,12 @@ assert max(wide_errs) < 0.03 and max(narrow_errs) > 5 * max(wide_errs)
 # For $p = \mathcal N(m_1, s_1^2)$ and $q = \mathcal N(m_2, s_2^2)$ the log terms cancel.
 # Show that
 # $$\mathrm{KL}(p\|q) + \mathrm{KL}(q\|p) = \frac{(s_1^2 - s_2^2)^2 + (m_1 - m_2)^2\,(s_1^2 + s_2^2)}{2\,s_1^2 s_2^2}$$
-# and implement it element-wise. Why is it zero only when $p = q$, and why does it
-# punish a too-narrow $q$ and a too-wide one alike, where a one-way KL does not?
+# and implement it element-wise, without logarithms. Why is it zero only when $p = q$,
+# and why does it punish a too-narrow $q$ and a too-wide one alike, where a one-way KL
+# does not? The check also asks for accuracy when $p$ and $q$ nearly coincide. The
+# formula above builds the small result from squares of small differences; the one-way
+# KLs, and rearrangements such as $(s_1^2/s_2^2 + s_2^2/s_1^2)/2 - 1 + \dots$, subtract nearly
+# equal numbers of order one and lose most of the digits.
 
 # %% nbgrader={"grade": false, "grade_id": "ex4_1", "locked": false, "schema_version": 3, "solution": true}
 import torch
@@ -666,17 +718,119 @@ def symmetric_kl(m1, s1, m2, s2):
 
 
 # %% nbgrader={"grade": true, "grade_id": "ex4_1_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+from fractions import Fraction
+
+one_way = lambda m1, s1, m2, s2: torch.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5   # KL(p || q)
 m1, s1, m2, s2 = (torch.tensor(v, dtype=torch.float64) for v in ([0.0, 1.0, -2.0, 0.3], [1.0, 0.5, 2.0, 1.0],
                                                                   [0.0, 0.0, 1.0, 0.3], [2.0, 1.0, 0.7, 1.0]))
-N, kl = torch.distributions.Normal, torch.distributions.kl_divergence
-reference = kl(N(m1, s1), N(m2, s2)) + kl(N(m2, s2), N(m1, s1))
+reference = one_way(m1, s1, m2, s2) + one_way(m2, s2, m1, s1)
 assert torch.allclose(symmetric_kl(m1, s1, m2, s2), reference, atol=1e-12), "compare with the formula above"
 assert torch.allclose(symmetric_kl(m1, s1, m2, s2), symmetric_kl(m2, s2, m1, s1)), "it must be symmetric"
 assert symmetric_kl(m1, s1, m1, s1).abs().max() < 1e-12, "it must vanish at p = q"
+# nearly equal Gaussians: the exact value, in rational arithmetic, from the sum's other form
+# (v1/v2 + v2/v1)/2 - 1 + (m1 - m2)^2 (1/v1 + 1/v2)/2, in which the logarithms have already cancelled
+s_near, m_near = 1 + 2.0**-20, 2.0**-22
+v1, v2 = Fraction(1), Fraction(s_near) ** 2
+exact = float((v1 / v2 + v2 / v1) / 2 - 1 + Fraction(m_near) ** 2 * (1 / v1 + 1 / v2) / 2)
+p_near = (torch.tensor(0.0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
+q_near = (torch.tensor(m_near, dtype=torch.float64), torch.tensor(s_near, dtype=torch.float64))
+near, two_one_way = symmetric_kl(*p_near, *q_near), one_way(*p_near, *q_near) + one_way(*q_near, *p_near)
+print(f"nearly equal Gaussians: exact {exact:.9e}, yours {near.item():.9e}, two one-way KLs {two_one_way.item():.9e}")
+assert abs(near.item() - exact) < 1e-10 * exact, "inaccurate near p = q: build it from squared differences"
 ### BEGIN HIDDEN TESTS
 g = torch.Generator().manual_seed(4)
 a, b = (3 * torch.randn(2, 1000, generator=g, dtype=torch.float64)).unbind(0)
 sa, sb = (0.1 + torch.rand(2, 1000, generator=g, dtype=torch.float64)).unbind(0)
-assert torch.allclose(symmetric_kl(a, sa, b, sb), kl(N(a, sa), N(b, sb)) + kl(N(b, sb), N(a, sa)), atol=1e-9)
+assert torch.allclose(symmetric_kl(a, sa, b, sb), one_way(a, sa, b, sb) + one_way(b, sb, a, sa), atol=1e-9)
 ### END HIDDEN TESTS
 print("Exercise 4.1: correct")
+
+# %% [markdown]
+# **Exercise 4.2 (the other reading of the KL weight: predict, then measure).** Section 5
+# left open whether (10) carries the ELBO's $-\mathrm{KL}(q_\phi(z|x)\|p(z))$ on the x-side
+# ($w = 1$) or not ($w = 0$), and section 8 measured the gradient error of (11) for
+# $w = 1$ only. Change the reading to $w = 0$. Give (11) the optimal discriminators
+# $f^*$, $h^*$ of a frozen copy of the world, so that what is left is the objective's
+# own bias, and compare its gradient with the exact gradient of (10) under the same
+# $w$. *Before you run anything*, write down in `PREDICTION` how going from $w = 1$ to
+# $w = 0$ changes the size of the error, $\|\nabla(11) - \nabla(10)\|$, and the relative
+# error, $\|\nabla(11) - \nabla(10)\| / \|\nabla(10)\|$: "larger", "same" (within 2%, about the
+# Monte Carlo error) or "smaller", and why. (Which terms of (10) does (11)'s gradient
+# miss at the optimal discriminators, and does $w$ appear in them?)
+#
+# Then implement `plug_in_gradient(world, kl_weight, n, seed)`: the Monte Carlo gradient
+# of (11), through the library's `objectives.generator_loss` with method `"asvae"` on a
+# `WorldAsModel` (section 7) whose discriminators are the frozen copy's `f_star` and
+# `h_star`, over the decoder's parameters and then the encoder's, flattened into one
+# vector. The check compares it with the closed-form gradient of what (11) follows at
+# the optimal discriminators, then measures both errors under both readings and prints
+# them beside your predictions.
+
+# %% nbgrader={"grade": false, "grade_id": "ex4_2", "locked": false, "schema_version": 3, "solution": true}
+import copy
+
+import torch
+
+from asvae_lib import gaussian_world, objectives
+
+
+def plug_in_gradient(world, kl_weight, n=100_000, seed=0):
+    """Monte Carlo gradient of (11) with x-side KL weight ``kl_weight`` and the optimal discriminators
+    of a frozen copy of ``world``: one flat vector over decoder_parameters() + encoder_parameters()."""
+    ### BEGIN SOLUTION
+    frozen = copy.deepcopy(world).requires_grad_(False)
+    model = gaussian_world.WorldAsModel(world, frozen.f_star, frozen.h_star, generator=torch.Generator().manual_seed(seed))
+    x = world.sample_data(n, model.generator)
+    params = world.decoder_parameters() + world.encoder_parameters()
+    loss = objectives.generator_loss(model, x, "asvae", kl_weight=kl_weight)
+    return torch.cat([g.flatten() for g in torch.autograd.grad(-loss, params)])
+    ### END SOLUTION
+
+
+# your predictions, before running: {"error": ..., "relative error": ...}, each "larger", "same" or "smaller"
+### BEGIN SOLUTION
+PREDICTION = {"error": "same", "relative error": "larger"}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex4_2_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+import torch
+
+from asvae_lib.gaussian_world import GaussianWorld
+
+dt = torch.float64
+data_mean = torch.tensor([1.0, -0.5, 0.3], dtype=dt)
+data_cov = torch.tensor([[3.0, 0.8, 0.2], [0.8, 1.5, 0.1], [0.2, 0.1, 0.6]], dtype=dt)
+flat = lambda gs: torch.cat([gr.flatten() for gr in gs])
+
+
+def follows(world, w):
+    """What (11)'s gradient is at f*, h*: f* ignores z and h* ignores x, so neither term has a pathwise
+    gradient, and the two reconstructions and the weighted encoder KL are left (closed form here)."""
+    params = world.decoder_parameters() + world.encoder_parameters()
+    return flat(torch.autograd.grad(world.reconstruction_x() - w * world.encoder_kl() + world.reconstruction_z(), params))
+
+
+world = GaussianWorld.random(data_mean, data_cov, K=1, seed=4)
+params = world.decoder_parameters() + world.encoder_parameters()
+errors = {}
+for w in (1.0, 0.0):
+    plug_in, target = plug_in_gradient(world, w, n=100_000, seed=0), follows(world, w)
+    assert plug_in.shape == target.shape, "one entry per parameter: the decoder's, then the encoder's"
+    assert (plug_in - target).norm() < 0.03 * target.norm(), "not the gradient of (11) at f*, h*"
+    exact_10 = flat(torch.autograd.grad(sum(world.cumulative_bound(w)), params))
+    errors[w] = {"error": (plug_in - exact_10).norm().item(), "relative error": ((plug_in - exact_10).norm() / exact_10.norm()).item()}
+    print(f"w = {w:g}: ||grad (11) - grad (10)|| = {errors[w]['error']:.4f}, relative {errors[w]['relative error']:.4f}"
+          f"   (||grad (10)|| = {exact_10.norm():.4f})")
+trend = lambda before, after: "same" if abs(after / before - 1) < 0.02 else "larger" if after > before else "smaller"
+seen = {key: trend(errors[1.0][key], errors[0.0][key]) for key in ("error", "relative error")}
+assert set(PREDICTION) == set(seen) and all(v in ("larger", "same", "smaller") for v in PREDICTION.values()), \
+    "write your predictions first"
+for key in seen:
+    print(f"{key} from w = 1 to w = 0: predicted {PREDICTION[key]}, measured {seen[key]}")
+### BEGIN HIDDEN TESTS
+other = GaussianWorld.random(data_mean, data_cov, K=1, seed=5)
+for w in (1.0, 0.0):
+    target = follows(other, w)
+    assert (plug_in_gradient(other, w, n=50_000, seed=1) - target).norm() < 0.04 * target.norm()
+### END HIDDEN TESTS
+print("Exercise 4.2: done (the predictions are yours to explain, right or wrong)")
