@@ -261,7 +261,7 @@ class GaussianWorld(nn.Module):
         ``1/2 [tr S + ||A x + c||^2 - K - log|S|]``, where a network's is the one-sample
         ``log q_phi(z_eps|x) - log p(z_eps)`` (the same expectation, with more noise).
         ``kl_weight`` is the uncertain ELBO term of the x-side (1: the x-half is
-        ``L_x`` at the optimal ``f``; 0: the paper's letter). Returns the two halves;
+        ``L_x`` at the optimal ``f``; 0: the other reading, chapter 4). Returns the two halves;
         gradients flow to theta and phi through the reparametrised samples.
         """
         model = WorldAsModel(self, f, h, generator=generator)

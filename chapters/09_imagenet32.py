@@ -218,10 +218,10 @@ for b in bench.values():
 # %%
 epochs = math.floor(48 / 4)
 print(f"2 days at 4 h per epoch: {epochs} epochs")
-for name, (hours, seconds, ratio) in rows.items():
+for name, (hours, _, _) in rows.items():
     if hours is not None:
         print(f"{name:44s} {epochs} epochs in {epochs * hours:7.1f} h")
-for name, (hours, seconds, ratio) in rows.items():
+for name, (_, seconds, ratio) in rows.items():
     assert seconds < 0.01, f"{name}: {seconds:.2g} s per image, not below the paper's 0.01 s"
     assert ratio is None or ratio > 1, f"{name}: an AS-VAE step cannot cost less than a VAE step"
 slowest = max(seconds for _, seconds, _ in rows.values())
