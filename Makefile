@@ -4,9 +4,9 @@ CHAPTERS  := $(sort $(wildcard chapters/*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 LIBRARY   := $(wildcard asvae_lib/*.py)
 
-.PHONY: help test unit chapters e2e book lab clean train mnist bench assignments
+.PHONY: help test lint unit chapters e2e book lab clean train mnist bench assignments
 help:
-	@echo "make test      unit tests, notebook checks, every chapter under nbval (quick profile)"
+	@echo "make test      ruff, unit tests, notebook checks, every chapter under nbval (quick profile)"
 	@echo "make e2e       run chapter 2 in JupyterLab in headless Chromium (apt-get install chromium)"
 	@echo "               (E2E_CHAPTER=07_mnist make e2e for another chapter)"
 	@echo "make book      re-execute changed chapters and store them with outputs"
@@ -20,7 +20,11 @@ help:
 	@echo "make assignments  student versions of the chapters with exercises -> assignments/"
 	@echo "make bench     AS-VAE step vs VAE step, sampling speed, peak memory on this machine -> results/bench-*.json"
 
-test: unit chapters
+test: lint unit chapters
+
+# the book's lint settings are in pyproject.toml ([tool.ruff])
+lint:
+	$(PY) -m ruff check .
 
 unit:
 	ASVAE_PROFILE=quick $(PY) -m pytest tests
