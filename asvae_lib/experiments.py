@@ -87,6 +87,11 @@ class Experiment:
     def build_model(self, shape) -> torch.nn.Module:
         return self.model.build(shape)
 
+    def changed(self, **parts: dict) -> "Experiment":
+        """A copy with some fields of its parts changed, e.g. ``spec.changed(model={"flow_length": 0})``."""
+        return dataclasses.replace(self, **{part: dataclasses.replace(getattr(self, part), **fields)
+                                            for part, fields in parts.items()})
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 

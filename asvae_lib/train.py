@@ -13,7 +13,6 @@ loads its checkpoint and re-scores it. The command line also copies the result f
 and the encoder's and decoder's weights, to ``results/``, the record the chapters read.
 """
 import argparse
-import dataclasses
 import json
 import os
 import shlex
@@ -68,7 +67,7 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     pick_device(device)
     spec = experiment or experiments.experiment(dataset, profile)
     if iwae_ks is not None:
-        spec = dataclasses.replace(spec, eval=dataclasses.replace(spec.eval, iwae_ks=tuple(iwae_ks)))
+        spec = spec.changed(eval={"iwae_ks": tuple(iwae_ks)})
     run_dir = run_folder(dataset, method, profile, runs_dir)
     _check_spec(run_dir, spec)
     data = datasets.load(dataset, profile, root=REPO / "data" / "cache")

@@ -460,3 +460,55 @@ from asvae_lib import evaluate
 assert torch.allclose(nll, evaluate.discrete_nll(normal, x))
 ### END HIDDEN TESTS
 print("Exercise 8.2: correct")
+
+# %% [markdown]
+# **Exercise 8.3 (change the model, predict, then measure: the decoder's starting
+# noise).** The decoder's per-pixel log-variance starts at $-4$ (a standard deviation
+# of $e^{-2} \approx 0.14$; `experiments.Conv.decoder_log_var`). Xavier initialisation
+# alone would start it at 0, a standard deviation of 1, wider than the whole range
+# $[0, 1)$ of a pixel. *Before running*, predict for the quick VAE (the chapter's
+# schedule) with a start at 0: will its test bits/dim after training be higher or
+# lower than with $-4$, and will it beat the uniform density's 8 bits/dim? (Think of
+# what the reconstruction term $-\log p_\theta(x|z)$ can gain from $z$ while the
+# decoder's noise is that wide, and what the KL costs meanwhile.) Then implement
+# `train_vae(decoder_log_var)`: the quick CIFAR-10 experiment with that start,
+# trained through `train.run` (an `experiment=` and a `runs_dir` of its own),
+# returning the `RunResult`. One seed: the check prints your predictions beside
+# the measurement.
+
+# %% nbgrader={"grade": false, "grade_id": "ex8_3", "locked": false, "schema_version": 3, "solution": true}
+import tempfile
+
+from asvae_lib import experiments, train
+
+RUNS = tempfile.mkdtemp(prefix="ex8_3-")
+
+
+def train_vae(decoder_log_var):
+    """The quick-profile CIFAR-10 (stand-in) VAE with the decoder's log-variance starting at ``decoder_log_var``."""
+    ### BEGIN SOLUTION
+    spec = experiments.experiment("cifar10", "quick").changed(model={"decoder_log_var": decoder_log_var})
+    return train.run("cifar10", "vae", "quick", runs_dir=f"{RUNS}/{decoder_log_var}", experiment=spec,
+                     progress=False)[1]
+    ### END SOLUTION
+
+
+# your predictions, before running: {"start_at_0": "higher" or "lower", "beats_uniform": True or False}
+### BEGIN SOLUTION
+PREDICTION = {"start_at_0": "higher", "beats_uniform": False}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex8_3_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+quick = experiments.experiment("cifar10", "quick")
+measured = {v: train_vae(v) for v in (0.0, quick.model.decoder_log_var)}
+for v, r in measured.items():
+    assert r.experiment.model == quick.changed(model={"decoder_log_var": v}).model, "only the start changes"
+    assert r.experiment.train == quick.train and r.steps == quick.train.max_steps, "the quick schedule, in full"
+    print(f"decoder log-variance starting at {v:+.0f}: {r.bits_per_dim():.3f} bits/dim (ELBO), RMSE {r.metrics['rmse']:.4f}")
+at_0, at_default = measured[0.0].bits_per_dim(), measured[quick.model.decoder_log_var].bits_per_dim()
+seen = {"start_at_0": "higher" if at_0 > at_default else "lower", "beats_uniform": at_0 < 8.0}
+assert PREDICTION.get("start_at_0") in ("higher", "lower") and isinstance(PREDICTION.get("beats_uniform"), bool), \
+    "write your predictions first"
+for key in seen:
+    print(f"{key}: predicted {PREDICTION[key]}, measured {seen[key]}")
+print("Exercise 8.3: done (the predictions are yours to explain, right or wrong)")

@@ -387,3 +387,50 @@ with tempfile.TemporaryDirectory() as folder:
     assert npz_header(plain) == data._npz_data(plain, "")
     ### END HIDDEN TESTS
 print("Exercise 9.2: correct")
+
+# %% [markdown]
+# **Exercise 9.3 (change the model, predict, then measure: the cost of a sample).**
+# Section 2 compares seconds per generated image with the paper's 0.01 s. The
+# decoder's cost grows with its base width $w$: its transposed convolutions have
+# about $w^2$ multiply-adds per output position. *Before running*, predict the
+# ratio of the time per image at width 64 (the full profile) to width 16 (the
+# quick one), for batches of 500 images on the CPU: 4 (linear in $w$), 16
+# (quadratic), or less than 4 (fixed costs dominate)? Then implement
+# `seconds_per_image(width)`: build the 32x32 model with that width
+# (`experiments.Conv`, z of 128) and time `model.sample` with
+# `evaluate.seconds_per_image`. The check measures the three widths 16, 32 and 64
+# and prints your prediction beside the measured ratio.
+
+# %% nbgrader={"grade": false, "grade_id": "ex9_3", "locked": false, "schema_version": 3, "solution": true}
+import torch
+
+from asvae_lib import evaluate, experiments
+
+
+def seconds_per_image(width):
+    """Seconds per generated 32x32 colour image of the conv model of base ``width`` (batches of 500)."""
+    ### BEGIN SOLUTION
+    torch.manual_seed(0)
+    model = experiments.Conv(width=width, z_dim=128).build((3, 32, 32)).eval()
+    return evaluate.seconds_per_image(model, n=1000, batch_size=500)
+    ### END SOLUTION
+
+
+# your prediction, before running: time at width 64 / time at width 16
+### BEGIN SOLUTION
+PREDICTION = 16.0
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "ex9_3_check", "locked": true, "points": 1, "schema_version": 3, "solution": false}
+import time
+
+times = {w: seconds_per_image(w) for w in (16, 32, 64)}
+for w, s in times.items():
+    print(f"width {w:2d}: {s:.2e} s per image")
+assert all(0 < s < 0.01 for s in times.values()), "a sample from a decoder of this size costs well under 0.01 s"
+assert times[64] > times[16], "a wider decoder cannot be faster"
+start = time.perf_counter()
+seconds_per_image(16)
+assert time.perf_counter() - start > 1000 * times[16] * 0.5, "time the sampling of about 1000 images, not fewer"
+print(f"time(64) / time(16): predicted {PREDICTION:g}, measured {times[64] / times[16]:.1f}")
+print("Exercise 9.3: done")

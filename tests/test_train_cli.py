@@ -4,7 +4,6 @@
 monkeypatching it with a wrapper of the original: the same networks, data and learning
 rate, fewer steps and a smaller evaluation.
 """
-import dataclasses
 import datetime
 import json
 import math
@@ -34,9 +33,8 @@ def shrink(monkeypatch):
     def apply(max_steps=30, n_test=50, iwae_k=2):
         def small(dataset, profile):
             spec = ORIGINAL_EXPERIMENT(dataset, profile)
-            return dataclasses.replace(
-                spec, train=dataclasses.replace(spec.train, max_steps=max_steps, eval_every=10, checkpoint_every=10),
-                eval=dataclasses.replace(spec.eval, iwae_ks=(iwae_k,), n_test=n_test))
+            return spec.changed(train={"max_steps": max_steps, "eval_every": 10, "checkpoint_every": 10},
+                                eval={"iwae_ks": (iwae_k,), "n_test": n_test})
         monkeypatch.setattr(experiments, "experiment", small)
     return apply
 
@@ -274,7 +272,7 @@ def test_cli_refuses_another_experiments_checkpoint_and_writes_no_spec(tmp_path,
 
     def other_sizes(dataset, profile):
         spec = smaller(dataset, profile)
-        return dataclasses.replace(spec, model=dataclasses.replace(spec.model, hidden=2 * spec.model.hidden))
+        return spec.changed(model={"hidden": 2 * spec.model.hidden})
 
     monkeypatch.setattr(experiments, "experiment", other_sizes)
     capsys.readouterr()
@@ -293,8 +291,7 @@ original, step = experiments.experiment, trainer.Trainer.train_step
 
 def long(dataset, profile):
     spec = original(dataset, profile)
-    return dataclasses.replace(spec, train=dataclasses.replace(
-        spec.train, max_steps=100_000, checkpoint_every=100_000, eval_every=100_000))
+    return spec.changed(train={"max_steps": 100_000, "checkpoint_every": 100_000, "eval_every": 100_000})
 
 def announced(self, x):
     record = step(self, x)
