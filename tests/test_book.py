@@ -1,4 +1,5 @@
 """The book's invariants: paired, executed notebooks; CI types what the README says."""
+import importlib.util
 import json
 import os
 import re
@@ -80,6 +81,15 @@ def test_ci_runs_exactly_the_readme_commands():
     ci = [line.strip() for line in (ROOT / ".ci" / "run").read_text().splitlines()
           if line.strip() and not line.strip().startswith(("#", "set ", "cd "))]
     assert ci == _readme_commands("Quick start") + _readme_commands("The browser test")
+
+
+def test_readme_budgets_are_the_ones_make_test_enforces():
+    spec = importlib.util.spec_from_file_location("book_conftest", ROOT / "conftest.py")
+    conftest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(conftest)
+    readme = (ROOT / "README.md").read_text()
+    listed = dict(re.findall(r"^\| \[(\d\d)_\w+\]\(.*\| (\d+) s \|$", readme, re.M))
+    assert {k: int(v) for k, v in listed.items()} == conftest.BUDGET_S
 
 
 def test_readme_lists_every_chapter():
