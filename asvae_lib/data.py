@@ -20,12 +20,18 @@ drives early stopping, ``test`` is only reported.
   they differ from train). Numbers measured on it say nothing about the real
   data sets; ``source`` and ``stand_in`` say so.
 
+* Smoke test (``ASVAE_PROFILE=full ASVAE_SMOKE=1``, :func:`asvae_lib.profile.smoke`): the
+  full profile's files where they are here (never downloaded), else FAKE images: uniform
+  random uint8 rows of the real data set's shape (``SMOKE_SIZES`` rows), ``stand_in`` True
+  and a ``source`` that begins "SMOKE TEST". They only let the full profile's code run.
+
 Dequantisation (section 5.1): the model sees ``(x + u) / 256`` with
 ``u ~ U[0, 1)``, a density on [0, 1)^D. The NLL of the discrete image, in nats,
 is then (bounded by) the continuous NLL + D log 256.
 """
 import contextlib
 import fcntl
+import math
 import os
 import socket
 import zipfile
@@ -36,13 +42,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .profile import PROFILES
+from .profile import PROFILES, smoke
 from .profile import profile as active_profile
 
 DATASETS = ("mnist", "cifar10", "imagenet32")
 SEED = 0
 QUICK_MNIST_SIZES = (4000, 500, 500)
 STAND_IN_SIZES = (3000, 500, 500)
+SMOKE_SIZES = (300, 100, 100)
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+CIFAR10_ARCHIVE, CIFAR10_FOLDER = "cifar-10-python.tar.gz", "cifar-10-batches-py"
+CIFAR10_BATCHES = (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch")
 CROP_SCALES = (32, 64, 128)
 MIRRORED = (0,)   # china.jpg: val/test on its left, where the pagoda is; flower.jpg: on its right
 IMAGENET32_ENV = "ASVAE_IMAGENET32"
@@ -52,6 +62,7 @@ IMAGENET32_TEST = "val_data.npz"
 IMAGENET32_ROWS = {"train": 1_281_167, "test": 50_000}
 IMAGENET32_VAL = 10_000
 _TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "imagenet32": "ImageNet 32x32"}
+_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "imagenet32": (3, 32, 32)}
 DOWNLOAD_TIMEOUT_S = 60.0   # a server silent this long (connecting, or between two reads) counts as unreachable
 
 
@@ -62,8 +73,8 @@ class ImageData:
     val: torch.Tensor      # (N, D) uint8, drives early stopping
     test: torch.Tensor     # (N, D) uint8
     shape: tuple           # (C, H, W)
-    source: str            # where the images came from; stand-ins say STAND-IN
-    stand_in: bool         # True for the quick-profile offline substitutes
+    source: str            # where the images came from; stand-ins say STAND-IN, fakes SMOKE TEST
+    stand_in: bool         # True for the quick-profile offline substitutes and the smoke test's fakes
 
 
 class DataUnavailable(RuntimeError):
@@ -193,21 +204,21 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
-def _torchvision(name: str, root: Path) -> ImageData:
-    """MNIST or CIFAR-10 from torchvision (downloaded once, md5-checked), split off a validation set."""
+def _torchvision(name: str, root: Path, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> ImageData:
+    """MNIST or CIFAR-10 from torchvision (downloaded once, md5-checked), split off a validation set.
+    ``timeout_s=0`` makes every socket non-blocking: a download then fails at once (the smoke test)."""
     cls = _torchvision_class(name)
     if name == "mnist":
         shape, n_val = (1, 28, 28), 10_000
         todo = (f"could not download MNIST to {root}; connect to the internet, or copy the four official files "
-                "(train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-                f"t10k-labels-idx1-ubyte.gz) into {root / 'MNIST' / 'raw'}/ and run again.")
+                f"({', '.join(f + '.gz' for f in MNIST_FILES)}) into {root / 'MNIST' / 'raw'}/ and run again.")
     else:
         shape, n_val = (3, 32, 32), 5_000
         todo = (f"could not download CIFAR-10 to {root}; connect to the internet, or copy the official "
-                f"cifar-10-python.tar.gz (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/ and run again.")
+                f"{CIFAR10_ARCHIVE} (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/ and run again.")
     root.mkdir(parents=True, exist_ok=True)
     try:
-        with open(root / f".{name}.lock", "w") as lock, _socket_timeout(DOWNLOAD_TIMEOUT_S):
+        with open(root / f".{name}.lock", "w") as lock, _socket_timeout(timeout_s):
             fcntl.flock(lock, fcntl.LOCK_EX)               # several runs started together unpack once
             full, test = [torch.as_tensor(cls(str(root), train=t, download=True).data) for t in (True, False)]
     except (OSError, RuntimeError) as error:
@@ -249,9 +260,13 @@ def _npz_rows(path: Path, where: str) -> torch.Tensor:
                               f"corrupted: unzip it again. {where}") from error
 
 
+def _imagenet32_folder(root: Path) -> Path:
+    return Path(os.environ.get(IMAGENET32_ENV) or root / "imagenet32")
+
+
 def _imagenet32(root: Path) -> ImageData:
     """The official Downsampled ImageNet 32x32 npz files, checked, then loaded as uint8 (3.9 GB)."""
-    folder = Path(os.environ.get(IMAGENET32_ENV) or root / "imagenet32")
+    folder = _imagenet32_folder(root)
     where = (f"Get 'Downsampled ImageNet 32x32' (npz version: Imagenet32_train_npz.zip and Imagenet32_val_npz.zip) "
              f"from {IMAGENET32_URL} (needs a free ImageNet account), unzip both and put "
              f"{IMAGENET32_TRAIN[0]} ... {IMAGENET32_TRAIN[-1]} and {IMAGENET32_TEST} directly in {folder} "
@@ -279,6 +294,27 @@ def _imagenet32(root: Path) -> ImageData:
     return ImageData("imagenet32", train, val, data["test"], (3, 32, 32), source, False)
 
 
+def _files_here(name: str, root: Path) -> bool:
+    """Whether the full profile's files of ``name`` are under ``root`` (by name; the loaders check them)."""
+    if name == "mnist":
+        raw = root / "MNIST" / "raw"
+        return all((raw / f).is_file() or (raw / f"{f}.gz").is_file() for f in MNIST_FILES)
+    if name == "cifar10":
+        return (root / CIFAR10_ARCHIVE).is_file() or all((root / CIFAR10_FOLDER / f).is_file() for f in CIFAR10_BATCHES)
+    return all((_imagenet32_folder(root) / f).is_file() for f in (*IMAGENET32_TRAIN, IMAGENET32_TEST))
+
+
+def _smoke_fake(name: str, root: Path) -> ImageData:
+    """The smoke test's FAKE images: uniform random uint8 rows of ``name``'s shape, fixed seed."""
+    shape, g = _SHAPES[name], torch.Generator().manual_seed(SEED)
+    train, val, test = (torch.randint(0, 256, (n, math.prod(shape)), generator=g, dtype=torch.uint8)
+                        for n in SMOKE_SIZES)
+    title = _TITLES[name]
+    source = (f"SMOKE TEST: random fake images of {title}'s shape, not {title} (its files are not in {root}; "
+              f"{'/'.join(map(str, SMOKE_SIZES))} train/val/test rows)")
+    return ImageData(name, train, val, test, shape, source, True)
+
+
 def load(dataset: str, profile: str | None = None, root: str | os.PathLike = "data/cache") -> ImageData:
     """One of ``DATASETS`` in the active profile (or ``profile``); full-profile files live under ``root``."""
     if dataset not in DATASETS:
@@ -294,6 +330,9 @@ def load(dataset: str, profile: str | None = None, root: str | os.PathLike = "da
         return ImageData("mnist", train, val, test, (1, 28, 28), source, False)
     if profile == "quick":
         return _stand_in(dataset)
+    root, smoke_test = Path(root), smoke()
+    if smoke_test and not _files_here(dataset, root):
+        return _smoke_fake(dataset, root)
     if dataset == "imagenet32":
-        return _imagenet32(Path(root))
-    return _torchvision(dataset, Path(root))
+        return _imagenet32(root)
+    return _torchvision(dataset, root, timeout_s=0.0 if smoke_test else DOWNLOAD_TIMEOUT_S)

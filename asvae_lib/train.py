@@ -26,7 +26,7 @@ import torch
 from . import data as datasets
 from . import evaluate, experiments, objectives, plots
 from .experiments import REPO, RunResult
-from .profile import PROFILES
+from .profile import PROFILES, smoke
 from .profile import profile as active_profile
 from .trainer import (
     RunFolderBusy,
@@ -38,9 +38,11 @@ from .trainer import (
 
 
 def run_folder(dataset: str, method: str, profile: str | None = None, runs_dir=None) -> Path:
-    """``runs/<profile>/<dataset>/<method>/`` (``$ASVAE_RUNS`` or ``runs_dir`` replace ``runs/``)."""
+    """``runs/<profile>/<dataset>/<method>/`` (``$ASVAE_RUNS`` or ``runs_dir`` replace ``runs/``);
+    the full profile's smoke test keeps its runs apart, in ``runs/full-smoke/``."""
     root = Path(runs_dir or os.environ.get("ASVAE_RUNS") or REPO / "runs")
-    return root / (profile or active_profile()) / dataset / method
+    profile = profile or active_profile()
+    return root / (f"{profile}-smoke" if profile == "full" and smoke() else profile) / dataset / method
 
 
 def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, seed: int = 0,
@@ -152,6 +154,11 @@ def main(argv=None) -> int:
     if args.train_only:
         print(f"{args.method}: {result.steps} steps, {result.epochs:.2f} epochs, {result.train_seconds:.0f} s "
               f"of training, stopped by {result.stop_reason}; not scored (--train-only)")
+        return 0
+    if result.profile == "full" and smoke():
+        print(json.dumps(result.metrics, indent=1))
+        kept = run_folder(args.dataset, args.method, result.profile, args.runs) / "result.json"
+        print(f"smoke test ({result.steps} steps): not a result; it stays in {kept}, not copied to {args.results}")
         return 0
     out = experiments.result_path(args.dataset, args.method, result.profile, args.results)
     out.parent.mkdir(parents=True, exist_ok=True)

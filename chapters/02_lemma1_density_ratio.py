@@ -290,8 +290,9 @@ assert pointwise < 1e-10
 # (4) of each classifier minus (4) of $f^*$, on its training samples and on fresh ones.
 
 # %%
-n_list = pick(quick=[100, 300, 1000, 3000, 10_000], full=[100, 300, 1000, 3000, 10_000, 30_000, 100_000])
-n_seeds = pick(quick=3, full=10)
+n_list = pick(quick=[100, 300, 1000, 3000, 10_000], full=[100, 300, 1000, 3000, 10_000, 30_000, 100_000],
+              smoke=[100, 300, 1000, 3000, 10_000])
+n_seeds = pick(quick=3, full=10, smoke=3)
 quad_recipe = dict(steps=pick(quick=300, full=1000), lr=0.1, anneal=True)  # batches: bootstrap resamples of all n
 results = {"quadratic": np.zeros((len(n_list), n_seeds)), "MLP": np.zeros((len(n_list), n_seeds))}
 objective = {k: {part: np.zeros((len(n_list), n_seeds)) for part in ("train", "fresh", "fresh_se")} for k in results}

@@ -83,7 +83,7 @@ torch.set_num_threads(1)   # tiny tensors: one thread avoids costly thread synch
 torch.manual_seed(0)
 N_MC = pick(quick=100_000, full=1_000_000)       # Monte Carlo samples for estimates
 STEPS, LR = pick(quick=600, full=3000), pick(quick=0.03, full=0.01)   # Adam paths "over training"
-N_DISC, DISC_STEPS = pick(quick=50_000, full=500_000), pick(quick=300, full=3000)
+N_DISC, DISC_STEPS = pick(quick=50_000, full=500_000), pick(quick=300, full=3000, smoke=300)
 print("profile:", profile())
 dt = torch.float64
 m = torch.tensor([1.0, -0.5, 0.3], dtype=dt)
@@ -505,7 +505,7 @@ def mc_gradients(f, h, g=None, seed=7, n=N_MC):
 g_pairs = torch.Generator().manual_seed(5)
 disc_pairs = {"f": frozen.f_pairs(N_DISC, g_pairs), "h": frozen.h_pairs(N_DISC, g_pairs),
               "g": frozen.ali_pairs(N_DISC, g_pairs)}
-levels, gradient_rows = pick(quick=(10, 30, 100, 300), full=(10, 30, 100, 300, 3000)), []
+levels, gradient_rows = pick(quick=(10, 30, 100, 300), full=(10, 30, 100, 300, 3000), smoke=(10, 30, 100, 300)), []
 for steps in levels:
     trained = {}
     for name, (pos, neg) in disc_pairs.items():

@@ -84,8 +84,8 @@ torch.set_num_threads(1)   # small tensors: one thread avoids costly thread sync
 torch.manual_seed(0)
 dt = torch.float64
 LENGTHS = pick(quick=(0, 1, 2, 4, 8), full=(0, 1, 2, 4, 8, 16, 32, 80))   # flow lengths fitted in section 4
-STEPS, LR, BATCH = pick(quick=160, full=2000), pick(quick=0.1, full=0.05), 512
-N_TRAIN, N_TEST = pick(quick=20_000, full=200_000), pick(quick=20_000, full=200_000)
+STEPS, LR, BATCH = pick(quick=160, full=2000, smoke=800), pick(quick=0.1, full=0.05), 512
+N_TRAIN, N_TEST = pick(quick=20_000, full=200_000), pick(quick=20_000, full=200_000, smoke=20_000)
 base = standard_normal(2)   # the flows' base density N(0, I), float64
 print("profile:", profile(), "| lengths:", LENGTHS, "| Adam steps:", STEPS, "| test points:", N_TEST)
 

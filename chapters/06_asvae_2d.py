@@ -254,7 +254,7 @@ for name, config in toy2d.CONFIGS.items():
 # allows one mode, 0.02 in the good share and 10% in reconstruction error.
 
 # %%
-RECHECK_STEPS = pick(quick=2000, full=toy2d.STEPS)
+RECHECK_STEPS = pick(quick=2000, full=toy2d.STEPS, smoke=toy2d.MARKS[0])   # a step the stored curves score
 recheck = pick(quick=[("grid", "vae"), ("grid", "asvae"), ("grid", "asvae-pathwise")],
                full=[(d, c) for d in DATASETS for c in toy2d.MAIN])
 for dataset, name in recheck:

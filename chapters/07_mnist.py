@@ -83,7 +83,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from asvae_lib import data, evaluate, experiments, plots, train
-from asvae_lib.profile import profile
+from asvae_lib.profile import profile, trained_enough
 
 torch.set_num_threads(1)   # fully connected nets, batch 100: one thread avoids thread contention
 CHAPTER_START = time.time()
@@ -212,8 +212,9 @@ print("paper (full scale, its Table 1): AS-VAE 82.51, AS-VAE-r 81.14, flow VAE 8
 # * the importance-weighted bound is tighter than the ELBO for every model.
 
 # %%
-for method in ("vae", "asvae-r", "asvae"):
-    assert results[method].nll_nats() < z_free_nll - 20, (method, results[method].nll_nats(), z_free_nll)
+if trained_enough("the likelihood-trained models beat the independent-pixel model by 20 nats"):
+    for method in ("vae", "asvae-r", "asvae"):
+        assert results[method].nll_nats() < z_free_nll - 20, (method, results[method].nll_nats(), z_free_nll)
 for method, r in results.items():
     assert r.nll_nats(K) < r.nll_nats(), method
 assert results["asvae-g"].nll_nats() > z_free_nll, "AS-VAE-g is not trained on the likelihood (below)"
@@ -300,10 +301,12 @@ for method in METHODS:
 # axis changes its images about equally.
 
 # %%
+check = trained_enough("the likelihood-trained decoders change the image 5x more along the first axis than the last")
 for method in ("vae", "asvae-r", "asvae"):
     first, last = change_of[method][0].item(), change_of[method][-1].item()
     print(f"{method:8s} image change along the first axis {first:.3f}, along the last {last:.3f}")
-    assert first > 5 * last, method
+    if check:
+        assert first > 5 * last, method
 
 # %% [markdown]
 # The static picture: the first test image walked along the first six principal axes and
@@ -383,6 +386,9 @@ for method, found in stored.items():
     here, se = per_digit.mean().item(), (per_digit.std() / math.sqrt(len(per_digit))).item()
     print(f"{method:8s} ELBO NLL here {here:7.2f} +- {se:.2f} nats ({len(per_digit)} digits); "
           f"in its result file {r.nll_nats():7.2f}")
+    if mnist.stand_in:                                   # the smoke test's fake images (data.load) are no digits
+        print(f"{'':8s} SMOKE TEST, not checked on fake images: {mnist.source}")
+        continue
     assert abs(here - r.nll_nats()) < 4 * se, method     # two samples of MNIST digits: their means agree
     assert method == "asvae-g" or here < z_free_nll - 20, method
 

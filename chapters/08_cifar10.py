@@ -92,9 +92,9 @@ import matplotlib.pyplot as plt
 import torch
 
 from asvae_lib import data, evaluate, experiments, image_metrics, models, plots, train
-from asvae_lib.profile import pick, profile
+from asvae_lib.profile import pick, profile, trained_enough
 
-torch.set_num_threads(pick(quick=1, full=torch.get_num_threads()))
+torch.set_num_threads(pick(quick=1, full=torch.get_num_threads(), smoke=1))
 CHAPTER_START = time.time()
 PROFILE = profile()
 METHODS = pick(quick=("vae", "asvae"), full=("vae", "ali", "asvae-r", "asvae-g", "asvae"))
@@ -254,13 +254,16 @@ plt.show()
 # * the importance-weighted bound is tighter than the ELBO.
 
 # %%
+learned = trained_enough("every trained model beats the uniform density, the per-pixel Gaussian and the untrained network")
 for method in LIKELIHOOD:
     for baseline in ("uniform density", "per-pixel Gaussian", "untrained network"):
-        gain, se = evaluate.check_beats(bits[method], bits[baseline])
-        print(f"{method:8s} beats the {baseline:18s} by {gain:6.3f} bits/dim (s.e. {se:.4f})")
+        if learned:
+            gain, se = evaluate.check_beats(bits[method], bits[baseline])
+            print(f"{method:8s} beats the {baseline:18s} by {gain:6.3f} bits/dim (s.e. {se:.4f})")
     m = results[method].metrics
     assert m[f"bpd_iwae{K}"] < m["bpd_elbo"], method
-print("every trained model learned more than the pixel statistics")
+if learned:
+    print("every trained model learned more than the pixel statistics")
 
 # %% [markdown]
 # The same check refuses a model that has not learned: the untrained network
@@ -301,8 +304,9 @@ for name in ("FID", "IS"):
     note = results[METHODS[-1]].metrics[name]["note"]
     if note:
         print(f"{name}: {note}")
-for method in LIKELIHOOD:
-    assert fid[method] < fid["per-pixel Gaussian"], method
+if trained_enough("every trained model's samples have a lower FID than the per-pixel Gaussian's"):
+    for method in LIKELIHOOD:
+        assert fid[method] < fid["per-pixel Gaussian"], method
 
 # %% [markdown]
 # Check: every trained model's samples are closer to the test images than the
