@@ -1,6 +1,7 @@
-"""Course assignments: the student version of a chapter runs, fails its checks
-until solved, and passes them with the reference solution; the chapters carry
-nbgrader's cell metadata, and nbgrader itself (if installed) accepts and grades them."""
+"""Course assignments: the student version of a chapter runs and fails its checks
+until solved (the reference solutions pass them when `make chapters` runs the
+chapters); the chapters carry nbgrader's cell metadata, and nbgrader itself
+accepts them and grades an exercise section."""
 import json
 import os
 import subprocess
@@ -44,16 +45,15 @@ def exercise_cells(notebook):
 
 
 @pytest.mark.parametrize("chapter", WITH_EXERCISES, ids=lambda p: p.stem)
-def test_student_version_fails_until_solved_and_reference_passes(chapter):
+def test_student_version_fails_until_solved(chapter):
+    """The reference solutions pass their checks where the chapter runs them: `make chapters` executes
+    each chapter, exercises and solutions included, and nbgrader grades one exercise section alone
+    (below). Here the student version's definitions run and every check fails."""
     reference = jupytext.read(chapter)
     student = student_version(reference)
     student_code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
     assert BEGIN_SOLUTION not in student_code and BEGIN_HIDDEN not in student_code
     assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
-
-    namespace = {}
-    for source in exercise_cells(reference):              # reference solution: every check passes
-        exec(compile(source, str(chapter), "exec"), namespace)
 
     namespace, failures = {}, 0
     for source in exercise_cells(student):                # student version: definitions run, checks fail
@@ -98,23 +98,15 @@ def test_a_solution_without_a_check_is_refused():
 
 
 @pytest.fixture(scope="module")
-def nbgrader_python(tmp_path_factory):
-    """A Python that has nbgrader: this one if it has it; else a fresh virtual environment that sees this
-    one's packages (torch included) and gets nbgrader from the registry, so nothing here changes.
-    Skipped only where nbgrader cannot be installed (no registry)."""
+def nbgrader_python():
+    """The interpreter that runs these tests, which must have nbgrader (requirements.txt installs it), so that
+    nbgrader and the kernel it grades in see the same packages as the reader's notebooks: torch and asvae_lib
+    in a virtual environment as well as in the system Python. Never skipped: a missing nbgrader fails."""
     try:
         import nbgrader  # noqa: F401
-        return sys.executable
     except ImportError:
-        pass
-    venv = tmp_path_factory.mktemp("nbgrader-venv")
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True, timeout=120)
-    python = str(venv / "bin" / "python")
-    done = subprocess.run([python, "-m", "pip", "install", "-q", "nbgrader>=0.9"], capture_output=True, text=True,
-                          timeout=900, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"nbgrader could not be installed from the registry: {done.stderr.strip()[-300:]}")
-    return python
+        pytest.fail("nbgrader is not installed in this Python: run `python -m pip install -r requirements.txt`")
+    return sys.executable
 
 
 def nbgrader(python, course, *args):
@@ -127,9 +119,12 @@ def nbgrader(python, course, *args):
 
 def test_nbgrader_accepts_every_chapter_and_grades_an_exercise(tmp_path, nbgrader_python):
     """nbgrader itself: `generate_assignment` on every chapter (it stops at a solution region outside a
-    solution cell); then `autograde` of chapter 8's exercise section (the whole chapter would take
-    minutes to execute twice): the reference solution scores full marks, the untouched student version 0."""
-    (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.root = "."\n')
+    solution cell); then `autograde` of chapter 4's exercise section (it imports torch and asvae_lib, and
+    runs in a second; the whole chapter would take minutes to execute twice): the reference solution
+    scores full marks, the untouched student version 0. A cell may take 10 minutes on a busy machine
+    (nbgrader's default is 30 s)."""
+    (tmp_path / "nbgrader_config.py").write_text('c = get_config()\nc.CourseDirectory.root = "."\n'
+                                                 'c.ExecutePreprocessor.timeout = 600\n')
     for chapter in CHAPTERS:
         folder = tmp_path / "source" / "book"
         folder.mkdir(parents=True, exist_ok=True)
@@ -137,22 +132,22 @@ def test_nbgrader_accepts_every_chapter_and_grades_an_exercise(tmp_path, nbgrade
     nbgrader(nbgrader_python, tmp_path, "generate_assignment", "book")
     assert sorted(p.stem for p in (tmp_path / "release" / "book").glob("*.ipynb")) == [c.stem for c in CHAPTERS]
 
-    chapter = next(c for c in CHAPTERS if c.stem.startswith("08_"))
+    chapter = next(c for c in CHAPTERS if c.stem.startswith("04_"))
     exercises = jupytext.read(chapter)
     start = max(i for i, c in enumerate(exercises.cells)
                 if c.cell_type == "markdown" and c.source.startswith("## Exercises"))
     exercises.cells = exercises.cells[start:]
-    source = tmp_path / "source" / "ex8" / "ex8.ipynb"
+    source = tmp_path / "source" / "ex4" / "ex4.ipynb"
     source.parent.mkdir(parents=True)
     nbformat.write(exercises, source)
-    nbgrader(nbgrader_python, tmp_path, "generate_assignment", "ex8")
-    for student, notebook in (("solved", source), ("unsolved", tmp_path / "release" / "ex8" / "ex8.ipynb")):
-        (tmp_path / "submitted" / student / "ex8").mkdir(parents=True)
-        (tmp_path / "submitted" / student / "ex8" / "ex8.ipynb").write_bytes(notebook.read_bytes())
-    nbgrader(nbgrader_python, tmp_path, "autograde", "ex8")
+    nbgrader(nbgrader_python, tmp_path, "generate_assignment", "ex4")
+    for student, notebook in (("solved", source), ("unsolved", tmp_path / "release" / "ex4" / "ex4.ipynb")):
+        (tmp_path / "submitted" / student / "ex4").mkdir(parents=True)
+        (tmp_path / "submitted" / student / "ex4" / "ex4.ipynb").write_bytes(notebook.read_bytes())
+    nbgrader(nbgrader_python, tmp_path, "autograde", "ex4")
     read = ("import json, sys\nfrom nbgrader.api import Gradebook\n"
             "with Gradebook(sys.argv[1]) as book:\n"
-            "    print(json.dumps({s: [book.find_submission('ex8', s).score, book.find_submission('ex8', s).max_score]"
+            "    print(json.dumps({s: [book.find_submission('ex4', s).score, book.find_submission('ex4', s).max_score]"
             " for s in ('solved', 'unsolved')}))")
     scores = json.loads(subprocess.run([nbgrader_python, "-c", read, f"sqlite:///{tmp_path / 'gradebook.db'}"],
                                        capture_output=True, text=True, check=True, timeout=120).stdout)
