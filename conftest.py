@@ -38,7 +38,9 @@ def pytest_runtest_logreport(report):
 def pytest_terminal_summary(terminalreporter):
     chapters = {stem: s for stem, s in _seconds.items() if stem[:2] in BUDGET_S}
     if chapters:
-        terminalreporter.section("chapter times (quick profile; measured, not asserted: see `make timings`)")
+        smoke = " smoke test" if os.environ.get("ASVAE_SMOKE") == "1" else ""
+        profile = os.environ.get("ASVAE_PROFILE", "quick") + smoke
+        terminalreporter.section(f"chapter times ({profile}; measured, not asserted: see `make timings`)")
         over = over_budget()
         for stem, seconds in sorted(chapters.items()):
             flag = "   over budget" if stem in over else ""

@@ -309,8 +309,8 @@ def _smoke_fake(name: str, root: Path) -> ImageData:
     shape, g = _SHAPES[name], torch.Generator().manual_seed(SEED)
     train, val, test = (torch.randint(0, 256, (n, math.prod(shape)), generator=g, dtype=torch.uint8)
                         for n in SMOKE_SIZES)
-    title = _TITLES[name]
-    source = (f"SMOKE TEST: random fake images of {title}'s shape, not {title} (its files are not in {root}; "
+    title, folder = _TITLES[name], _imagenet32_folder(root) if name == "imagenet32" else root
+    source = (f"SMOKE TEST: random fake images of {title}'s shape, not {title} (its files are not in {folder}; "
               f"{'/'.join(map(str, SMOKE_SIZES))} train/val/test rows)")
     return ImageData(name, train, val, test, shape, source, True)
 
