@@ -106,7 +106,8 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         times = measure(clone)
         times["steps"]["all of the above, wall clock"] = round(time.perf_counter() - start, 1)
-    times.update(failed=FAILED, commit=commit, date=datetime.date.today().isoformat(), cpu=platform.processor() or platform.machine(),
+    times.update(failed=FAILED, commit=commit, date=datetime.date.today().isoformat(),
+                 cpu=platform.processor() or platform.machine(),
                  cores=os.cpu_count(), load_average_before=[round(x, 2) for x in load],
                  pip_cache="warm" if (Path.home() / ".cache" / "pip").exists() else "cold")
     Path(args.out).write_text(json.dumps(times, indent=1) + "\n")
