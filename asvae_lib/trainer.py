@@ -14,7 +14,7 @@ objective (``objectives.generator_loss``). Around that loop:
 * a guard that stops a run whose loss turns NaN or infinite, naming the last
   good checkpoint;
 * early stopping on the validation reconstruction losses of x and z, and an
-  optional cap on training minutes (for runs on a borrowed machine);
+  optional cap on training minutes (for runs under a time budget);
 * interruptions lose nothing: Ctrl-C (a notebook's stop button) or SIGTERM during
   :meth:`Trainer.fit` ends the step under way, saves ``last.pt`` at that step
   and raises :class:`TrainingInterrupted`; running again resumes from there;

@@ -195,7 +195,9 @@ for name, (hours, seconds, ratio) in {**rows, **paper}.items():
     print(f"{name:44s} {'' if hours is None else f'{hours:9.2f}':>9s} {seconds:10.1e} "
           f"{'' if ratio is None else f'{ratio:23.1f}':>23s}")
 for b in bench.values():
-    print(f"note on the {b['device']} bench: {b.get('run_note', '')}")
+    load = b.get("load_average_during_run")
+    print(f"note on the {b['device']} bench: {b.get('run_note', '')}"
+          + (f" (load average {load[0]} to {load[1]} on this CPU during the run)" if load else ""))
 
 # %% [markdown]
 # Reading the table:
