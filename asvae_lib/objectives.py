@@ -16,18 +16,26 @@
   discriminator ``g`` for the decoder's side (:func:`pathwise_surrogate`).
 
 The game (12) alternates :func:`discriminator_loss` (for psi, psi') and
-:func:`generator_loss` (for theta, phi).
+:func:`generator_loss` (for theta, phi). The paper's typeset (12) was lost, and its
+sentence reads two ways (``READINGS``; chapter 4 simulates both, chapter 6 trains both):
+
+* reading ``"A"``: theta and phi ascend (11) only; the discriminators ascend (5), (6);
+* reading ``"B"``, the saddle, as a GAN is written: theta and phi also play against the
+  discriminators through the samples inside the pairs of (5) and (6), in the
+  non-saturating form (swapped labels), with weight ``lam`` (:func:`fooling_loss`).
+  At ``lam = 0`` reading B is reading A.
 """
 import math
 
 import torch
-import torch.nn.functional as F
 
 from . import pairs
 from .density_ratio import logistic_objective
 from .gaussians import normal_log_prob
 
 METHODS = ("vae", "ali", "asvae-r", "asvae-g", "asvae", "asvae-pathwise")
+READINGS = ("A", "B")
+SADDLE_METHODS = ("asvae-r", "asvae-g", "asvae")   # the methods of (11), which reading B applies to
 EXP_CLIP = 4.0   # exp(f) is continued linearly above exp(4) = 55 (see clipped_exp)
 
 
@@ -35,6 +43,14 @@ def check_method(method: str) -> str:
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
     return method
+
+
+def check_reading(reading: str, method: str) -> str:
+    if reading not in READINGS:
+        raise ValueError(f"unknown reading {reading!r} of the game (12); choose one of {READINGS}")
+    if reading == "B" and method not in SADDLE_METHODS:
+        raise ValueError(f"reading 'B' of (12) is a game of (11): it applies to {SADDLE_METHODS}, not {method!r}")
+    return reading
 
 
 def _schemes(method: str):
@@ -57,6 +73,26 @@ def discriminator_loss(model, x: torch.Tensor, method: str) -> dict:
                              f"joint_discriminator=True (models.mlp_asvae)")
         losses[f"loss_{name}"] = -logistic_objective(disc(*pos), disc(*neg))
     return losses
+
+
+def fooling_loss(disc, pos: tuple, neg: tuple) -> torch.Tensor:
+    """The non-saturating loss of the players a discriminator judges: minus (4) with the
+    labels swapped, ``-(mean log sigma(d(neg)) + mean log(1 - sigma(d(pos))))``. Its gradient
+    reaches the encoder and decoder through the samples inside ``pos`` and ``neg``."""
+    logit_pos = disc(*pos)          # first, as the discriminators' own loss draws its dropout
+    return -logistic_objective(disc(*neg), logit_pos)
+
+
+def saddle_loss(model, x: torch.Tensor, method: str) -> torch.Tensor:
+    """Reading B's extra loss for theta and phi: :func:`fooling_loss` of each discriminator the
+    method uses, on fresh pairs (5) and/or (6). The decoder is reached through ``x_eps`` in
+    f's negatives, the encoder through the encoded data in h's negatives (and both through
+    the other samples of the pairs)."""
+    loss = 0.0
+    for name, scheme in _schemes(method):
+        pos, neg = scheme(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
+        loss = loss + fooling_loss(getattr(model, name), pos, neg)
+    return loss
 
 
 def prior_log_prob(z: torch.Tensor) -> torch.Tensor:
@@ -128,26 +164,30 @@ def elbo(model, x: torch.Tensor) -> torch.Tensor:
 
 
 def generator_loss(model, x: torch.Tensor, method: str, kl_weight: float = 1.0,
-                   rec_z_to_decoder: bool = True) -> torch.Tensor:
+                   rec_z_to_decoder: bool = True, reading: str = "A", lam: float = 1.0) -> torch.Tensor:
     """The loss theta and phi minimise at one step of the game (12): minus (1), ALI's
     swapped-label loss, minus (11) (its x-half, z-half or both), or minus the book's
-    pathwise surrogate."""
+    pathwise surrogate. Under ``reading="B"`` the methods of (11) add ``lam`` times
+    :func:`saddle_loss` (at ``lam = 0`` nothing is added, and no random number drawn)."""
     check_method(method)
+    check_reading(reading, method)
     if method == "vae":
         return -elbo(model, x)
     if method == "asvae-pathwise":
         return -pathwise_surrogate(model, x)
     if method == "ali":
         # the encoder and decoder fool ALI's discriminator: swapped labels (non-saturating form)
-        (xq, zq), (xp, zp) = pairs.ali_pairs(x, model.sample_prior(len(x)), model.encoder.rsample,
-                                             model.decoder.rsample)
-        return -(F.logsigmoid(-model.f(xq, zq)).mean() + F.logsigmoid(model.f(xp, zp)).mean())
+        pos, neg = pairs.ali_pairs(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
+        return fooling_loss(model.f, pos, neg)
     value = 0.0
     if method in ("asvae-r", "asvae"):
         value = value + x_half(model, x, kl_weight)
     if method in ("asvae-g", "asvae"):
         value = value + z_half(model, len(x), rec_z_to_decoder)
-    return -value
+    loss = -value
+    if reading == "B" and lam:
+        loss = loss + lam * saddle_loss(model, x, method)
+    return loss
 
 
 @torch.no_grad()

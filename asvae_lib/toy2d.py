@@ -49,6 +49,7 @@ HIDDEN, BATCH, INIT = 64, 256, -5.0
 STEPS, LR = 12000, 1e-3
 MARKS = (500, 1000, 2000, 4000, 8000, 12000)        # steps at which a run is scored
 
+SADDLE_LAMS = (1.0, 0.3, 3.0, 10.0)              # reading B's weights: the plain saddle and a scan
 _ADAM_ALI = {"beta1": 0.5}                      # ALICE's toy code: Adam(1e-3, beta1=0.5)
 CONFIGS = {
     "vae": {"method": "vae"},
@@ -68,6 +69,12 @@ CONFIGS = {
     "asvae, rec_z not to decoder": {"method": "asvae", "rec_z_to_decoder": False},
     "asvae-pathwise, 5 disc steps": {"method": "asvae-pathwise", "disc_steps": 5},
     "ali, ALICE's 1:5": {"method": "ali", **_ADAM_ALI, "gen_steps": 5},
+    # reading B of the game (12): the saddle, theta and phi also fool the discriminators (weight lam)
+    **{f"{name}, B{'' if lam == 1 else f', lam={lam:g}'}": {**base, "reading": "B", "lam": lam}
+       for lam in SADDLE_LAMS for name, base in (("asvae", {"method": "asvae"}),
+                                                   ("asvae, kl_weight=0", {"method": "asvae", "kl_weight": 0.0}),
+                                                   ("asvae-r", {"method": "asvae-r"}),
+                                                   ("asvae-g", {"method": "asvae-g"}))},
 }
 MAIN = ("vae", "ali", "asvae-r", "asvae-g", "asvae", "asvae, kl_weight=0", "asvae-pathwise")
 _MODEL_KEYS = ("disc_hidden", "dropout")

@@ -2,7 +2,7 @@
 
 The game (12): at every step the discriminators take ``disc_steps`` steps on
 (5)/(6) (or ALI's (3)), then the encoder and decoder take one step on their
-objective (``objectives.generator_loss``). Around that loop:
+objective (``objectives.generator_loss``, under reading A or B of (12)). Around that loop:
 
 * progress bars (tqdm, in notebooks and terminals) and a metrics history;
 * the device picked automatically (CUDA, then Apple MPS, then CPU), with
@@ -50,6 +50,8 @@ class TrainConfig:
     method: str = "asvae"        # vae | ali | asvae-r | asvae-g | asvae
     kl_weight: float = 1.0       # x-side ELBO KL weight (uncertain in the paper; chapter 4)
     rec_z_to_decoder: bool = True  # False: the z-side reconstruction term does not train the decoder
+    reading: str = "A"           # the game (12): "A" theta, phi ascend (11) only; "B" the saddle (objectives)
+    lam: float = 1.0             # reading B's weight on the discriminators' swapped-label objectives
     lr: float = 1e-4             # the paper's Adam learning rate
     disc_lr: float | None = None  # the discriminators' learning rate (None: lr)
     beta1: float = 0.9           # Adam's first-moment decay (ALI's authors use 0.5)
@@ -133,6 +135,7 @@ class Trainer:
     def __init__(self, model, config: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor,
                  run_dir: str | os.PathLike | None = None, progress: bool = True, transform=None):
         objectives.check_method(config.method)
+        objectives.check_reading(config.reading, config.method)
         self.config, self.progress = config, progress
         self.rank, self.world = _distributed()
         self.device = pick_device(config.device)
@@ -204,7 +207,8 @@ class Trainer:
             record.update({k: v.item() for k, v in losses.items()})
         for _ in range(self.config.gen_steps):
             with self._autocast():
-                loss = objectives.generator_loss(m, x, method, self.config.kl_weight, self.config.rec_z_to_decoder)
+                loss = objectives.generator_loss(m, x, method, self.config.kl_weight, self.config.rec_z_to_decoder,
+                                                 self.config.reading, self.config.lam)
             self._apply(loss, self.opt_gen, m.generator_parameters(), "the encoder/decoder loss")
         record["loss_gen"] = loss.item()
         return record
@@ -373,6 +377,10 @@ class Trainer:
         if state["config"]["method"] != self.config.method:
             raise ValueError(f"{path} holds a {state['config']['method']!r} run, not {self.config.method!r}: "
                              f"use another run folder or the same method")
+        game = {k: state["config"].get(k, TrainConfig.__dataclass_fields__[k].default) for k in ("reading", "lam")}
+        if game != {"reading": self.config.reading, "lam": self.config.lam}:
+            raise ValueError(f"{path} holds a run of the game (12) under {game}, not reading "
+                             f"{self.config.reading!r} with lam {self.config.lam}: use another run folder")
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as error:

@@ -317,3 +317,10 @@ def test_a_signal_during_the_final_evaluation_still_stops(tmp_path, monkeypatch)
     with pytest.raises(TrainingInterrupted, match="SIGTERM.* at step 10: saved"):
         run(tmp_path, 10, eval_every=1000)
     assert torch.load(tmp_path / "last.pt", weights_only=False)["step"] == 10
+
+
+def test_a_run_of_another_reading_of_the_game_is_refused(tmp_path):
+    run(tmp_path, 5)
+    with pytest.raises(ValueError, match="reading 'B'"):
+        run(tmp_path, 10, reading="B")
+    run(tmp_path, 10)                                  # the same reading resumes
