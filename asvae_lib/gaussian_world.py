@@ -17,6 +17,8 @@ exact expressions with exact gradients.
 The encoder and decoder parameters are ``nn.Parameter``s, so an optimiser can
 maximise any of these objectives directly.
 """
+import copy
+
 import torch
 from torch import nn
 
@@ -368,3 +370,53 @@ def maximise(world: GaussianWorld, objective, max_iter: int = 500) -> int:
 
     opt.step(closure)
     return evaluations
+
+
+def play(world: GaussianWorld, reading: str = "A", lam: float = 1.0, discriminators: str = "optimal",
+         steps: int = 3000, lr: float = 0.01, n: int = 4096, disc_steps: int = 5, disc_lr: float = 0.05,
+         seed: int = 0, on_step=None) -> GaussianWorld:
+    """The game (12) in the Gaussian world, with the library's losses.
+
+    At every step theta and phi take one Adam step on ``objectives.generator_loss``
+    (method ``"asvae"``, reading ``"A"`` or ``"B"`` with weight ``lam``), on ``n`` fresh draws.
+    The discriminators are either ``"optimal"``, the closed-form ``f*``, ``h*`` (7) of the
+    current encoder and decoder, or ``"quadratic"``: two :class:`QuadraticDiscriminator`
+    (well specified here) that take ``disc_steps`` Adam steps on the pairs (5), (6) of
+    ``objectives.discriminator_loss`` before each step of the encoder and decoder, and
+    keep their weights from step to step, as in a trained model. ``on_step(step, world)``
+    is called before every step and at the end. Returns the world, trained in place.
+    """
+    from .density_ratio import QuadraticDiscriminator
+
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(world.parameters(), lr=lr)
+    if discriminators == "quadratic":
+        disc = {"f": QuadraticDiscriminator(world.D + world.K), "h": QuadraticDiscriminator(world.D + world.K)}
+        opt_disc = torch.optim.Adam([p for d in disc.values() for p in d.parameters()], lr=disc_lr)
+    elif discriminators != "optimal":
+        raise ValueError(f"discriminators must be 'optimal' or 'quadratic', not {discriminators!r}")
+    for step in range(steps):
+        if on_step is not None:
+            on_step(step, world)
+        if discriminators == "optimal":
+            frozen = copy.deepcopy(world).requires_grad_(False)
+            f, h = frozen.f_star, frozen.h_star
+        else:
+            model = WorldAsModel(world, disc["f"], disc["h"], generator=g)
+            for _ in range(disc_steps):
+                loss = sum(objectives.discriminator_loss(model, world.sample_data(n, g).detach(), "asvae").values())
+                opt_disc.zero_grad()
+                loss.backward()
+                opt_disc.step()
+            f, h = (d.requires_grad_(False) for d in disc.values())
+        model = WorldAsModel(world, f, h, generator=g)
+        loss = objectives.generator_loss(model, world.sample_data(n, g), "asvae", reading=reading, lam=lam)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if discriminators == "quadratic":
+            for d in disc.values():
+                d.requires_grad_(True)
+    if on_step is not None:
+        on_step(steps, world)
+    return world
