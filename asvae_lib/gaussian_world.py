@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import objectives, pairs
-from .gaussians import Gaussian, cross_entropy, kl, normal_log_prob, standard_normal
+from .gaussians import Gaussian, cross_entropy, jsd, kl, normal_log_prob, standard_normal
 
 
 class GaussianWorld(nn.Module):
@@ -251,6 +251,27 @@ class GaussianWorld(nn.Module):
         x_half = self.reconstruction_x() - kl_weight * self.encoder_kl() - kl(self.data(), self.model())
         z_half = self.reconstruction_z() - kl(self.prior(), self.aggregated_posterior())
         return x_half, z_half
+
+    # ----- what the game (12) ascends at the optimal discriminators (chapter 4, section 10) ---
+    def reconstructions(self, kl_weight: float = 1.0) -> torch.Tensor:
+        """``E_q[log p_theta(x|z)] - kl_weight * E_q KL(q_phi(z|x)||p(z)) + E_p[log q_phi(z|x)]``:
+        the objective whose gradient (11) follows at ``f*``, ``h*`` (reading A). The plug-in terms
+        give no gradient there: ``f*`` ignores z and meets real x, ``h*`` ignores x and meets prior z."""
+        return self.reconstruction_x() - kl_weight * self.encoder_kl() + self.reconstruction_z()
+
+    def saddle_divergences(self) -> tuple:
+        """``KL(p_theta(x)||q(x)) - 2 JSD(p_theta(x), q(x))`` and ``KL(q_phi(z)||p(z)) - 2 JSD(q_phi(z), p(z))``:
+        at the optimal discriminators, the decoder descends the first and the encoder the second
+        under reading B's fooling losses (the JSDs by quadrature, :func:`gaussians.jsd`)."""
+        p_x, q_z = self.model(), self.aggregated_posterior()
+        return (kl(p_x, self.data()) - 2 * jsd(p_x, self.data()),
+                kl(q_z, self.prior()) - 2 * jsd(q_z, self.prior()))
+
+    def reading_b_objective(self, lam: float = 1.0, kl_weight: float = 1.0) -> torch.Tensor:
+        """What reading B ascends at the optimal discriminators: :meth:`reconstructions`
+        minus ``lam`` times both :meth:`saddle_divergences`."""
+        d_x, d_z = self.saddle_divergences()
+        return self.reconstructions(kl_weight) - lam * (d_x + d_z)
 
     # ----- the plug-in estimate (11) with discriminators -----------------------------------
     def symmetric_bound_estimate(self, f, h, n: int, kl_weight: float = 1.0, generator=None):

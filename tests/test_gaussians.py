@@ -1,8 +1,18 @@
 """Closed-form Gaussian formulas against Monte Carlo and against torch.distributions."""
+import math
+
 import torch
 from torch.distributions import MultivariateNormal, Normal
 
-from asvae_lib.gaussians import Gaussian, cross_entropy, kl, normal_log_density, normal_log_prob, standard_normal
+from asvae_lib.gaussians import (
+    Gaussian,
+    cross_entropy,
+    jsd,
+    kl,
+    normal_log_density,
+    normal_log_prob,
+    standard_normal,
+)
 
 
 def _pair():
@@ -61,3 +71,23 @@ def test_the_diagonal_log_density_matches_torch_distributions_in_float64():
                                rtol=1e-14, atol=1e-14)
     assert normal_log_prob(y, mean, log_var).dtype == torch.float64
     assert normal_log_prob(y.float(), mean.float(), log_var.float()).dtype == torch.float32
+
+
+def test_jsd_by_quadrature_matches_monte_carlo_and_its_bounds():
+    t = lambda v: torch.tensor(v, dtype=torch.float64)
+    p = Gaussian(t([0.0, 1.0]), t([[1.0, 0.3], [0.3, 0.5]]))
+    q = Gaussian(t([0.5, -0.5]), t([[2.0, 0.0], [0.0, 1.0]]))
+    g = torch.Generator().manual_seed(0)
+    n = 400_000
+
+    def half(a, b):                       # 1/2 E_a log(a / m), by sampling
+        x = a.sample(n, g)
+        log_m = torch.logaddexp(a.log_prob(x), b.log_prob(x)) - math.log(2)
+        v = a.log_prob(x) - log_m
+        return 0.5 * v.mean(), 0.5 * v.std() / n ** 0.5
+
+    (h1, s1), (h2, s2) = half(p, q), half(q, p)
+    value = jsd(p, q)
+    assert abs(value - (h1 + h2)) < 4 * (s1 ** 2 + s2 ** 2) ** 0.5
+    assert abs(jsd(p, p)) < 1e-9 and 0.1 < value < math.log(2)
+    assert abs(value - jsd(q, p)) < 1e-9
