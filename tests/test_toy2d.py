@@ -39,8 +39,9 @@ def test_unknown_data_set_and_configuration_are_refused(capsys):
     assert "unknown configuration" in capsys.readouterr().err
 
 
-def _record(config, seed, modes, good, rec):
-    return {"config": config, "seed": seed, "final": {"modes": modes, "good": good, "rec. error": rec}}
+def _record(config, seed, modes, good, rec, enc_std=0.1):
+    return {"config": config, "seed": seed,
+            "final": {"modes": modes, "good": good, "rec. error": rec, "enc. std": enc_std}}
 
 
 def test_the_bar_for_works_needs_all_three_criteria():
@@ -49,6 +50,8 @@ def test_the_bar_for_works_needs_all_three_criteria():
     assert not toy2d.works(_record("asvae", 0, 19, 0.9, 0.01), vae, 25)      # too few modes
     assert not toy2d.works(_record("asvae", 0, 25, 0.49, 0.01), vae, 25)     # too few good samples
     assert not toy2d.works(_record("asvae", 0, 25, 0.9, 0.05), vae, 25)      # reconstructs no better
+    assert not toy2d.works(_record("asvae", 0, 25, 0.9, 0.001, 0.0111), vae, 25)   # only by a collapsed encoder
+    assert toy2d.works(_record("asvae", 0, 25, 0.9, 0.001, 0.023), vae, 25)        # just above twice the clamp
     records = {("vae", s): _record("vae", s, 12, 0.2, 0.05) for s in range(5)}
     records.update({("asvae", s): _record("asvae", s, 22, 0.6, 0.01 if s < 3 else 0.1) for s in range(5)})
     assert toy2d.seeds_that_work(records, "asvae", 25) == [0, 1, 2]
@@ -68,3 +71,14 @@ def test_a_diverged_run_is_recorded_where_it_stopped(monkeypatch):
     record = toy2d.run("grid", "vae", seed=0, steps=30, marks=(10,))
     assert record["diverged"] == {"step": 15, "message": "step 15: the encoder/decoder loss became nan (vae)"}
     assert [c["step"] for c in record["curve"]] == [10, 15] and record["final"]["step"] == 15
+
+
+def test_the_scan_picks_the_lam_that_passes_most_of_the_bar():
+    curve = lambda modes, good, rec, std=0.1: {"curve": [{"step": 4000, "modes": modes, "good": good,
+                                                         "rec. error": rec, "enc. std": std}]}
+    vae = {"ring": {("vae", 0): curve(8, 0.4, 0.01)}}
+    scan = {"ring": {("asvae, B", 0): curve(0, 0.1, 0.001, 0.0111),        # collapsed: no part of the bar
+                     ("asvae, B, lam=3", 0): curve(8, 0.3, 0.02),          # modes only
+                     ("asvae, B, lam=10", 0): curve(8, 0.6, 0.05)}}        # modes and good
+    lam, table = toy2d.best_lam(scan, vae, {"ring": 8}, 4000)
+    assert lam == 10.0 and table[1.0][0] == 0 and table[3.0][0] == 1 and table[10.0][0] == 2
