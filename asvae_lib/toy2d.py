@@ -77,6 +77,9 @@ CONFIGS = {
                                                    ("asvae-g", {"method": "asvae-g"}))},
 }
 MAIN = ("vae", "ali", "asvae-r", "asvae-g", "asvae", "asvae, kl_weight=0", "asvae-pathwise")
+# reading B of (12), at the plain saddle's lam 1 and at the scan's lam 3 (best_lam)
+MAIN_B = tuple(f"{name}, B{suffix}" for suffix in ("", ", lam=3")
+               for name in ("asvae-r", "asvae-g", "asvae", "asvae, kl_weight=0"))
 _MODEL_KEYS = ("disc_hidden", "dropout")
 
 

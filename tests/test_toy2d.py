@@ -82,3 +82,24 @@ def test_the_scan_picks_the_lam_that_passes_most_of_the_bar():
                      ("asvae, B, lam=10", 0): curve(8, 0.6, 0.05)}}        # modes and good
     lam, table = toy2d.best_lam(scan, vae, {"ring": 8}, 4000)
     assert lam == 10.0 and table[1.0][0] == 0 and table[3.0][0] == 1 and table[10.0][0] == 2
+
+
+def test_the_verdict_names_the_reading_and_collapse_never_counts_as_reconstruction():
+    def rec(config, seed, modes, good, err, std=0.1):
+        r = _record(config, seed, modes, good, err, std)
+        r["final"]["ELBO"] = -1.0
+        return r
+    records = {}
+    for s in range(5):
+        records.update({("vae", s): rec("vae", s, 8, 0.5, 0.01), ("ali", s): rec("ali", s, 8, 0.6, 0.5),
+                        ("asvae-r", s): rec("asvae-r", s, 8, 0.5, 0.01), ("asvae-g", s): rec("asvae-g", s, 0, 0.0, 0.1),
+                        ("asvae", s): rec("asvae", s, 8, 0.6, 0.001, 0.0111),             # collapsed
+                        ("asvae-r, B", s): rec("asvae-r, B", s, 8, 0.5, 0.01),
+                        ("asvae-g, B", s): rec("asvae-g, B", s, 8, 0.6, 0.1),
+                        ("asvae, B", s): rec("asvae, B", s, 8, 0.6, 0.005)})              # works
+    rows = {(r["claim"].split(":")[0], r["reading"]): r["verdict"] for r in toy2d.verdict(records, 8, 0.07)}
+    assert rows["AS-VAE balances both", "A"] == "not held"          # only by collapse
+    assert rows["AS-VAE balances both", "B, lam 1"] == "held"
+    assert rows["AS-VAE-g generates better than the VAE", "B, lam 1"] == "held"
+    assert rows["asvae works", "A"] == "not held" and rows["asvae works", "B, lam 1"] == "held"
+    assert ("AS-VAE balances both", "B, lam 3") not in rows            # no runs, no row
