@@ -42,6 +42,8 @@ from .trainer import TrainConfig, Trainer, TrainingDiverged
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "toy2d"
+SCAN = REPO / "results" / "toy2d-scan"          # the short scan that chose reading B's lam (best_lam)
+LONG = REPO / "results" / "toy2d-long"          # the ring at twice the steps: does reading B still improve?
 STD = 0.05
 DATASETS = {"grid": lambda: grid_centres(5, spacing=1.0), "ring": lambda: ring_centres(8, radius=2.0)}
 N_TRAIN, N_VAL, N_GEN = 5000, 1000, 5000
@@ -299,7 +301,35 @@ def seeds_that_work(records: dict, name: str, n_modes: int) -> list:
 
 
 READINGS_2D = {"A": "", "B, lam 1": ", B", "B, lam 3": ", B, lam=3"}   # reading of (12) -> configuration suffix
-SCAN = REPO / "results" / "toy2d-scan"          # the short scan that chose lam 3 (best_lam)
+
+
+def _fmt(records: dict, name: str, key: str) -> str:
+    return "{:.3g} [{:.3g}, {:.3g}]".format(*summary(records, name, key))
+
+
+def _row(claim: str, reading: str, measure: str, held: bool) -> dict:
+    return {"claim": claim, "reading": reading, "measure": measure, "verdict": "held" if held else "not held"}
+
+
+def balance_row(records: dict, name: str, reading: str) -> dict:
+    """"AS-VAE achieves a good balance": its median reconstruction error below the VAE's, by
+    encoders fewer than half of which collapsed (:func:`collapsed`), and a median good share at
+    least the VAE's; ``records`` must hold the VAE's runs of the same length."""
+    med = lambda n, key: summary(records, n, key)[0]   # noqa: E731
+    runs = [r["final"] for (c, _), r in records.items() if c == name]
+    k = sum(collapsed(f) for f in runs)
+    held = med(name, "rec. error") < med("vae", "rec. error") and 2 * k < len(runs) and \
+        med(name, "good") >= med("vae", "good")
+    return _row("AS-VAE balances both: reconstructs better than the VAE, generates as well", reading,
+                f"rec. error {_fmt(records, name, 'rec. error')} ({k} of {len(runs)} encoders collapsed), good "
+                f"{_fmt(records, name, 'good')} (VAE {med('vae', 'rec. error'):.3g}, {med('vae', 'good'):.3g})", held)
+
+
+def works_row(records: dict, name: str, reading: str, n_modes: int, label: str | None = None) -> dict:
+    """The bar for "AS-VAE works" (:func:`bar_parts`) met on at least 80% of the seeds of ``name``."""
+    ok, total = seeds_that_work(records, name, n_modes), sum(1 for c, _ in records if c == name)
+    return _row(f"{label or name} works: >= 80% modes, >= half good, rec. below the VAE's (no collapse)",
+                reading, f"{len(ok)} of {total} seeds", total > 0 and len(ok) >= 0.8 * total)
 
 
 def verdict(records: dict, n_modes: int, chance_good: float) -> list:
@@ -309,48 +339,35 @@ def verdict(records: dict, n_modes: int, chance_good: float) -> list:
     Returns rows ``{"claim", "reading", "measure", "verdict"}``; ``reading`` is "A", "B, lam 1",
     "B, lam 3" or "-" (the VAE and ALI play no game of (11)); ``verdict`` is "held", "not held"
     or "not testable here" (a baseline that did not learn cannot support a claim about it).
-    A median reconstruction "better than the VAE's" only counts when fewer than half the
-    seeds' encoders collapsed onto their clamp (:func:`collapsed`).
     """
     def med(name, key):
         return summary(records, name, key)[0]
 
     def fmt(name, key):
-        return "{:.3g} [{:.3g}, {:.3g}]".format(*summary(records, name, key))
-
-    def n_collapsed(name):
-        runs = [r for (c, _), r in records.items() if c == name]
-        return sum(collapsed(r["final"]) for r in runs), len(runs)
-
-    def row(claim, reading, measure, held):
-        return {"claim": claim, "reading": reading, "measure": measure, "verdict": "held" if held else "not held"}
+        return _fmt(records, name, key)
 
     rows = []
     for reading, suffix in READINGS_2D.items():
         r_name, g_name, name = f"asvae-r{suffix}", f"asvae-g{suffix}", f"asvae{suffix}"
-        if not all((n, 0) in records for n in (r_name, g_name, name)):
-            continue
         # AS-VAE-r: "an ML-based method which focuses on reconstruction": like the VAE
-        held = med(r_name, "rec. error") < 2 * med("vae", "rec. error") and \
-            abs(med(r_name, "ELBO") - med("vae", "ELBO")) < 0.3
-        rows.append(row("AS-VAE-r is ML-like (reconstructs and bounds the likelihood like the VAE)", reading,
-                        f"rec. error {fmt(r_name, 'rec. error')} vs VAE {fmt('vae', 'rec. error')}; "
-                        f"ELBO {med(r_name, 'ELBO'):.2f} vs {med('vae', 'ELBO'):.2f}", held))
+        if (r_name, 0) in records:
+            held = med(r_name, "rec. error") < 2 * med("vae", "rec. error") and \
+                abs(med(r_name, "ELBO") - med("vae", "ELBO")) < 0.3
+            rows.append(_row("AS-VAE-r is ML-like (reconstructs and bounds the likelihood like the VAE)", reading,
+                             f"rec. error {fmt(r_name, 'rec. error')} vs VAE {fmt('vae', 'rec. error')}; "
+                             f"ELBO {med(r_name, 'ELBO'):.2f} vs {med('vae', 'ELBO'):.2f}", held))
         # AS-VAE-g: "designed for generation": generates better than the VAE
-        held = med(g_name, "good") > med("vae", "good") and med(g_name, "modes") >= med("vae", "modes")
-        rows.append(row("AS-VAE-g generates better than the VAE", reading,
-                        f"good {fmt(g_name, 'good')} vs VAE {fmt('vae', 'good')}; "
-                        f"modes {med(g_name, 'modes'):.0f} vs {med('vae', 'modes'):.0f}", held))
+        if (g_name, 0) in records:
+            held = med(g_name, "good") > med("vae", "good") and med(g_name, "modes") >= med("vae", "modes")
+            rows.append(_row("AS-VAE-g generates better than the VAE", reading,
+                             f"good {fmt(g_name, 'good')} vs VAE {fmt('vae', 'good')}; "
+                             f"modes {med(g_name, 'modes'):.0f} vs {med('vae', 'modes'):.0f}", held))
         # AS-VAE: "a good balance": reconstructs better than the VAE (without collapse), generates as well
-        k, n = n_collapsed(name)
-        held = med(name, "rec. error") < med("vae", "rec. error") and 2 * k < n and \
-            med(name, "good") >= med("vae", "good")
-        rows.append(row("AS-VAE balances both: reconstructs better than the VAE, generates as well", reading,
-                        f"rec. error {fmt(name, 'rec. error')} ({k} of {n} encoders collapsed), good "
-                        f"{fmt(name, 'good')} (VAE {med('vae', 'rec. error'):.3g}, {med('vae', 'good'):.3g})", held))
+        if (name, 0) in records:
+            rows.append(balance_row(records, name, reading))
     # the VAE's samples are "unspecific and/or blurry": many samples off the data
-    rows.append(row("the VAE's samples fall off the data", "-",
-                    f"good {fmt('vae', 'good')} (data 0.99, chance {chance_good:.3f})", med("vae", "good") < 0.5))
+    rows.append(_row("the VAE's samples fall off the data", "-",
+                     f"good {fmt('vae', 'good')} (data 0.99, chance {chance_good:.3f})", med("vae", "good") < 0.5))
     # ALI reconstructs "related to but not faithful": only testable if ALI learned to generate
     ali_learned = med("ali", "good") > chance_good + 0.05
     held = med("ali", "rec. error") > 5 * med("asvae", "rec. error")
@@ -361,10 +378,7 @@ def verdict(records: dict, n_modes: int, chance_good: float) -> list:
                  "not testable here (ALI did not learn)"})
     # the bar for "AS-VAE works", under each reading
     for reading, suffix in READINGS_2D.items():
-        for base in ("asvae", "asvae, kl_weight=0") + (("asvae-pathwise",) if reading == "A" else ()):
-            name = base + suffix
-            ok, total = seeds_that_work(records, name, n_modes), sum(1 for c, _ in records if c == name)
-            if total:
-                rows.append(row(f"{base} works: >= 80% modes, >= half good, rec. below the VAE's (no collapse)",
-                                reading, f"{len(ok)} of {total} seeds", len(ok) >= 0.8 * total))
+        for base in ("asvae", "asvae, kl_weight=0", "asvae-r") + (("asvae-pathwise",) if reading == "A" else ()):
+            if (base + suffix, 0) in records:
+                rows.append(works_row(records, base + suffix, reading, n_modes, label=base))
     return rows
