@@ -56,8 +56,8 @@
 # * a verdict on each claim of the paper under each reading of the game, with the numbers
 #   behind it, and the mechanism behind the verdict (sections 9-10).
 #
-# The long runs are made by `python -m asvae_lib.toy2d` (each takes one to three minutes on
-# one CPU core) and stored in `results/toy2d/`, with their settings, seed, commit and
+# The long runs are made by `python -m asvae_lib.toy2d` (one CPU thread per run; each
+# record keeps its training time) and stored in `results/toy2d/`, with their settings, seed, commit and
 # versions; this chapter reads them, and re-runs one seed of the main comparison to
 # check that the stored files are what the code produces.
 
@@ -637,11 +637,11 @@ assert abl("asvae-pathwise", "good") < abl("asvae-pathwise, 5 disc steps", "good
 # (`toy2d.verdict`, printed below with its rules), under each reading of the game that
 # was run: reading A, and reading B at $\lambda = 1$ and $\lambda = 3$ (in brackets; `-`
 # for the VAE and ALI, which play no game of (11)). The bar for "AS-VAE works" is
-# strict and fixed in advance: on at least 4 of 5 seeds, at least 80% of the modes
-# covered (20 of 25, 7 of 8), at least half the samples good, and a reconstruction
-# error below the VAE's of the same seed by an encoder that has not collapsed onto its
-# clamp (the last condition was added when the collapse was found: without it, reading
-# A's collapsed encoders passed the reconstruction half by mapping points to points).
+# strict: on at least 4 of 5 seeds, at least 80% of the modes covered (20 of 25, 7 of
+# 8), at least half the samples good, and a reconstruction error below the VAE's of the
+# same seed by an encoder that has not collapsed onto its clamp (without the last
+# condition, reading A's collapsed encoders would pass the reconstruction half by
+# mapping points to points).
 
 # %%
 print(inspect.getsource(toy2d.bar_parts))
