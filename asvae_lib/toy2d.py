@@ -7,8 +7,13 @@ training, so a reader sees whether it had flattened out:
 * ``DATASETS``: the 5 x 5 grid and the ring of 8 Gaussians;
 * ``CONFIGS``: the paper's methods, both readings of the x-side KL, the book's
   ``asvae-pathwise`` variant (not the paper's), ALI with its authors' toy settings,
-  and the ablations of AS-VAE (discriminator steps, capacity, learning rate, the
-  z-side reconstruction's pull on the decoder);
+  the ablations of AS-VAE (discriminator steps, capacity, learning rate, the
+  z-side reconstruction's pull on the decoder), and the AS-VAE methods under reading B
+  of the game (12) at the weights ``SADDLE_LAMS`` (names ending in ``, B``);
+* ``SCAN`` (the short scan of reading B's weight, :func:`best_lam`) and ``LONG`` (the ring
+  at twice the steps) are result folders beside ``RESULTS``;
+* the verdict: :func:`bar_parts` (a collapsed encoder, :func:`collapsed`, never passes the
+  reconstruction half), :func:`verdict`, :func:`balance_row`, :func:`works_row`;
 * :func:`run` trains one (dataset, configuration, seed) and returns a record;
   :func:`save` / :func:`load` keep records as ``results/toy2d/<dataset>/<config>-seed<k>.json``
   with settings, provenance and the evaluation history;
