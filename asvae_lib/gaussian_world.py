@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from . import objectives, pairs
+from .density_ratio import QuadraticDiscriminator
 from .gaussians import Gaussian, cross_entropy, jsd, kl, normal_log_prob, standard_normal
 
 
@@ -407,8 +408,6 @@ def play(world: GaussianWorld, reading: str = "A", lam: float = 1.0, discriminat
     keep their weights from step to step, as in a trained model. ``on_step(step, world)``
     is called before every step and at the end. Returns the world, trained in place.
     """
-    from .density_ratio import QuadraticDiscriminator
-
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(world.parameters(), lr=lr)
     if discriminators == "quadratic":
@@ -425,7 +424,7 @@ def play(world: GaussianWorld, reading: str = "A", lam: float = 1.0, discriminat
         else:
             model = WorldAsModel(world, disc["f"], disc["h"], generator=g)
             for _ in range(disc_steps):
-                loss = sum(objectives.discriminator_loss(model, world.sample_data(n, g).detach(), "asvae").values())
+                loss = sum(objectives.discriminator_loss(model, world.sample_data(n, g), "asvae").values())
                 opt_disc.zero_grad()
                 loss.backward()
                 opt_disc.step()

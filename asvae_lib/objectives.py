@@ -79,7 +79,7 @@ def fooling_loss(disc, pos: tuple, neg: tuple) -> torch.Tensor:
     """The non-saturating loss of the players a discriminator judges: minus (4) with the
     labels swapped, ``-(mean log sigma(d(neg)) + mean log(1 - sigma(d(pos))))``. Its gradient
     reaches the encoder and decoder through the samples inside ``pos`` and ``neg``."""
-    logit_pos = disc(*pos)          # first, as the discriminators' own loss draws its dropout
+    logit_pos = disc(*pos)          # positives first: the order of dropout draws ALI's loss has always had
     return -logistic_objective(disc(*neg), logit_pos)
 
 

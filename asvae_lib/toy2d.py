@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from .experiments import provenance
+from .experiments import REPO, provenance
 from .metrics2d import (
     grid_centres,
     mmd_rbf,
@@ -45,7 +45,6 @@ from .models import mlp_asvae
 from .objectives import elbo
 from .trainer import TrainConfig, Trainer, TrainingDiverged
 
-REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "results" / "toy2d"
 SCAN = REPO / "results" / "toy2d-scan"          # the short scan that chose reading B's lam (best_lam)
 LONG = REPO / "results" / "toy2d-long"          # the ring at twice the steps: does reading B still improve?
@@ -57,6 +56,13 @@ STEPS, LR = 12000, 1e-3
 MARKS = (500, 1000, 2000, 4000, 8000, 12000)        # steps at which a run is scored
 
 SADDLE_LAMS = (1.0, 0.3, 3.0, 10.0)              # reading B's weights: the plain saddle and a scan
+
+
+def saddle_config(name: str, lam: float) -> str:
+    """The name of configuration ``name`` played under reading B with weight ``lam``."""
+    return f"{name}, B{'' if lam == 1 else f', lam={lam:g}'}"
+
+
 _ADAM_ALI = {"beta1": 0.5}                      # ALICE's toy code: Adam(1e-3, beta1=0.5)
 CONFIGS = {
     "vae": {"method": "vae"},
@@ -77,7 +83,7 @@ CONFIGS = {
     "asvae-pathwise, 5 disc steps": {"method": "asvae-pathwise", "disc_steps": 5},
     "ali, ALICE's 1:5": {"method": "ali", **_ADAM_ALI, "gen_steps": 5},
     # reading B of the game (12): the saddle, theta and phi also fool the discriminators (weight lam)
-    **{f"{name}, B{'' if lam == 1 else f', lam={lam:g}'}": {**base, "reading": "B", "lam": lam}
+    **{saddle_config(name, lam): {**base, "reading": "B", "lam": lam}
        for lam in SADDLE_LAMS for name, base in (("asvae", {"method": "asvae"}),
                                                    ("asvae, kl_weight=0", {"method": "asvae", "kl_weight": 0.0}),
                                                    ("asvae-r", {"method": "asvae-r"}),
@@ -85,7 +91,7 @@ CONFIGS = {
 }
 MAIN = ("vae", "ali", "asvae-r", "asvae-g", "asvae", "asvae, kl_weight=0", "asvae-pathwise")
 # reading B of (12), at the plain saddle's lam 1 and at the scan's lam 3 (best_lam)
-MAIN_B = tuple(f"{name}, B{suffix}" for suffix in ("", ", lam=3")
+MAIN_B = tuple(saddle_config(name, lam) for lam in (1.0, 3.0)
                for name in ("asvae-r", "asvae-g", "asvae", "asvae, kl_weight=0"))
 _MODEL_KEYS = ("disc_hidden", "dropout")
 
@@ -281,7 +287,7 @@ def best_lam(scan: dict, vae: dict, n_modes: dict, step: int, name: str = "asvae
     Returns (lam, {lam: (parts, median mode share, median good share)})."""
     table = {}
     for lam in SADDLE_LAMS:
-        config = f"{name}, B{'' if lam == 1 else f', lam={lam:g}'}"
+        config = saddle_config(name, lam)
         parts, shares, goods = 0, [], []
         for dataset, records in scan.items():
             for (c, seed), r in records.items():
@@ -308,6 +314,10 @@ def seeds_that_work(records: dict, name: str, n_modes: int) -> list:
 READINGS_2D = {"A": "", "B, lam 1": ", B", "B, lam 3": ", B, lam=3"}   # reading of (12) -> configuration suffix
 
 
+def _median(records: dict, name: str, key: str) -> float:
+    return summary(records, name, key)[0]
+
+
 def _fmt(records: dict, name: str, key: str) -> str:
     return "{:.3g} [{:.3g}, {:.3g}]".format(*summary(records, name, key))
 
@@ -320,7 +330,8 @@ def balance_row(records: dict, name: str, reading: str) -> dict:
     """"AS-VAE achieves a good balance": its median reconstruction error below the VAE's, by
     encoders fewer than half of which collapsed (:func:`collapsed`), and a median good share at
     least the VAE's; ``records`` must hold the VAE's runs of the same length."""
-    med = lambda n, key: summary(records, n, key)[0]   # noqa: E731
+    def med(n, key):
+        return _median(records, n, key)
     runs = [r["final"] for (c, _), r in records.items() if c == name]
     k = sum(collapsed(f) for f in runs)
     held = med(name, "rec. error") < med("vae", "rec. error") and 2 * k < len(runs) and \
@@ -346,7 +357,7 @@ def verdict(records: dict, n_modes: int, chance_good: float) -> list:
     or "not testable here" (a baseline that did not learn cannot support a claim about it).
     """
     def med(name, key):
-        return summary(records, name, key)[0]
+        return _median(records, name, key)
 
     def fmt(name, key):
         return _fmt(records, name, key)
