@@ -38,6 +38,8 @@ small number of Newton steps. :class:`ReferencePlanarFlow` keeps the plain
 layer-by-layer code, with bisection, that the tests and ``make bench`` compare
 against.
 """
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -115,13 +117,75 @@ def _newton_step(alpha, target, c):
     return alpha - (alpha + c * th - target) / (1 + c * (1 - th * th))
 
 
-class PlanarFlow(nn.Module):
-    """A chain of ``length`` planar layers on ``dim``-dimensional points."""
+def invertible_u(u: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``u_hat = u + (m(w^T u) - w^T u) w / ||w||^2``, ``m(a) = -1 + softplus(a)``, row by row
+    (any leading shape): the ``u`` that keeps ``w^T u_hat > -1``, so the layer is invertible."""
+    wu = (w * u).sum(-1, keepdim=True)
+    return u + (-1 + F.softplus(wu) - wu) * w / (w * w).sum(-1, keepdim=True).clamp_min(1e-12)  # w = 0 stays finite
 
-    def __init__(self, dim: int, length: int, init_scale: float = 0.1):
+
+def _dot_plus(b_k, z, w_k):
+    """``w_k^T z + b_k`` for every row of ``z``: one ``w_k`` (dim,) for all rows, or one per row (n, dim)."""
+    return torch.addmv(b_k, z, w_k) if w_k.dim() == 1 else (z * w_k).sum(-1) + b_k
+
+
+def _shift(z, t, u_k, sign: float = 1.0):
+    """``z + sign * u_k t`` for every row: one ``u_k`` for all rows, or one per row."""
+    return torch.addr(z, t, u_k, alpha=sign) if u_k.dim() == 1 else torch.addcmul(z, t[:, None], u_k, value=sign)
+
+
+def planar_forward(z: torch.Tensor, u_hat, w, b, c):
+    """Push ``z`` (n, dim) through the layers ``(u_hat, w, b, c)``: returns ``y`` and ``log |det dy/dz|`` (n,).
+
+    The layers are shared by every row (``u_hat``, ``w`` of shape (length, dim), ``b``, ``c``
+    of (length,)) or are each row's own (one more leading dimension n: an amortised flow)."""
+    tanhs = []
+    for k in range(b.shape[-1]):
+        t = torch.tanh(_dot_plus(b[..., k], z, w[..., k, :]))     # tanh(w^T z + b)
+        z = _shift(z, t, u_hat[..., k, :])                          # z + u_hat tanh(w^T z + b)
+        tanhs.append(t)
+    return z, _log_det(_stacked(tanhs, z), c)
+
+
+def planar_inverse(y: torch.Tensor, u_hat, w, b, c, newton_steps: int = 6):
+    """The ``z`` with ``planar_forward(z, ...) = y``, and ``log |det dy/dz|`` at that ``z``.
+
+    Layer by layer from the last: :func:`solve_alpha` finds ``alpha`` without gradient; then
+    one more Newton step, with gradient: at the root its derivative is the implicit-function
+    derivative ``d alpha = (d target - tanh(alpha) dc) / g'(alpha)``, so ``z`` is
+    differentiable in ``y`` and the layers' parameters."""
+    tanhs = []
+    for k in reversed(range(b.shape[-1])):
+        c_k = c[..., k]
+        target = _dot_plus(b[..., k], y, w[..., k, :])             # w^T y + b = alpha + c tanh(alpha)
+        t = torch.tanh(_newton_step(solve_alpha(target, c_k, newton_steps), target, c_k))
+        y = _shift(y, t, u_hat[..., k, :], -1.0)                  # z = y - u_hat tanh(alpha)
+        tanhs.append(t)
+    return y, _log_det(_stacked(tanhs[::-1], y), c)
+
+
+class PlanarFlow(nn.Module):
+    """A chain of ``length`` planar layers on ``dim``-dimensional points, its parameters global
+    (the same for every point).
+
+    ``start="random"`` draws ``u`` and ``w`` with sd ``init_scale``. Then every layer starts with
+    ``c = w^T u_hat = m(w^T u)`` near ``m(0) = -1 + log 2 = -0.31``: a contraction, and 80 such
+    layers start far from the identity. ``start="identity"`` (what the models use) draws ``w`` the
+    same way and sets ``u = log(e - 1) w / ||w||^2``. Then ``m(w^T u) = 0`` and ``u_hat = 0``: every
+    layer starts as the identity (``log |det| = 0``), and its gradient in ``u`` is ``tanh(w^T z + b)``,
+    not 0, so it learns from there.
+    """
+
+    STARTS = ("random", "identity")
+
+    def __init__(self, dim: int, length: int, init_scale: float = 0.1, start: str = "random"):
         super().__init__()
-        self.u = nn.Parameter(init_scale * torch.randn(length, dim))
-        self.w = nn.Parameter(init_scale * torch.randn(length, dim))
+        if start not in self.STARTS:
+            raise ValueError(f"start {start!r}: choose one of {self.STARTS}")
+        w = init_scale * torch.randn(length, dim)
+        u = (math.log(math.e - 1) * w / (w * w).sum(-1, keepdim=True) if start == "identity"
+             else init_scale * torch.randn(length, dim))
+        self.u, self.w = nn.Parameter(u), nn.Parameter(w)
         self.b = nn.Parameter(torch.zeros(length))
 
     def __len__(self) -> int:
@@ -130,9 +194,7 @@ class PlanarFlow(nn.Module):
     def u_hat(self, k=slice(None)) -> torch.Tensor:
         """Layer ``k``'s ``u``, corrected so that ``w^T u_hat >= -1`` (invertibility);
         by default every layer's at once, as the rows of a (length, dim) tensor."""
-        u, w = self.u[k], self.w[k]
-        wu = (w * u).sum(-1, keepdim=True)
-        return u + (-1 + F.softplus(wu) - wu) * w / (w * w).sum(-1, keepdim=True).clamp_min(1e-12)  # w = 0 stays finite
+        return invertible_u(self.u[k], self.w[k])
 
     def layers(self, dtype: torch.dtype):
         """Every layer's ``u_hat``, ``w``, ``b`` and ``c = w^T u_hat``, computed once, in ``dtype``."""
@@ -142,31 +204,51 @@ class PlanarFlow(nn.Module):
     def forward(self, z: torch.Tensor):
         """Push ``z`` (n, dim) through every layer: returns ``y`` and ``log |det dy/dz|`` (n,)."""
         z = _at_least_float32(z)
-        u_hat, w, b, c = self.layers(z.dtype)
-        tanhs = []
-        for u_k, w_k, b_k in zip(u_hat, w, b):
-            t = torch.tanh(torch.addmv(b_k, z, w_k))         # tanh(w^T z + b)
-            z = torch.addr(z, t, u_k)                         # z + u_hat tanh(w^T z + b)
-            tanhs.append(t)
-        return z, _log_det(_stacked(tanhs, z), c)
+        return planar_forward(z, *self.layers(z.dtype))
 
     def inverse(self, y: torch.Tensor, newton_steps: int = 6):
-        """The ``z`` with ``forward(z) = y``, and ``log |det dy/dz|`` at that ``z``.
-
-        Layer by layer from the last: :func:`solve_alpha` finds ``alpha`` without
-        gradient; then one more Newton step, with gradient: at the root its derivative
-        is the implicit-function derivative ``d alpha = (d target - tanh(alpha) dc) / g'(alpha)``,
-        so ``z`` is differentiable in ``y`` and the flow's parameters.
-        """
+        """The ``z`` with ``forward(z) = y``, and ``log |det dy/dz|`` at that ``z`` (:func:`planar_inverse`)."""
         y = _at_least_float32(y)
-        u_hat, w, b, c = self.layers(y.dtype)
-        tanhs = []
-        for u_k, w_k, b_k, c_k in reversed(list(zip(u_hat, w, b, c))):
-            target = torch.addmv(b_k, y, w_k)                # w^T y + b = alpha + c tanh(alpha)
-            t = torch.tanh(_newton_step(solve_alpha(target, c_k, newton_steps), target, c_k))
-            y = torch.addr(y, t, u_k, alpha=-1)              # z = y - u_hat tanh(alpha)
-            tanhs.append(t)
-        return y, _log_det(_stacked(tanhs[::-1], y), c)
+        return planar_inverse(y, *self.layers(y.dtype), newton_steps)
+
+
+class AmortisedPlanarFlow(nn.Module):
+    """The planar flow of Rezende and Mohamed's experiments (the paper's [14]): each point's
+    layers are computed from its condition ``x`` by the inference network, which outputs
+    ``params`` (n, :attr:`n_params`): every layer's ``u``, then ``w``, then ``b``.
+
+    The network's ``u`` is read as a step away from the identity,
+    ``u = u_net + log(e - 1) w / ||w||^2``, so ``u_net = 0`` is the identity flow (as
+    :class:`PlanarFlow`'s ``start="identity"``) and a network whose ``u``-outputs start at 0
+    starts there. The flow has no parameters of its own.
+    """
+
+    def __init__(self, dim: int, length: int):
+        super().__init__()
+        self.dim, self.length = dim, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    @property
+    def n_params(self) -> int:
+        return self.length * (2 * self.dim + 1)
+
+    def layers(self, params: torch.Tensor, dtype: torch.dtype):
+        """Each row's ``u_hat``, ``w`` (n, length, dim), ``b`` and ``c`` (n, length), in ``dtype``."""
+        n, size = len(params), self.length * self.dim
+        params = params.to(dtype)
+        u_net, w = (params[:, i * size:(i + 1) * size].view(n, self.length, self.dim) for i in (0, 1))
+        u_hat = invertible_u(u_net + math.log(math.e - 1) * w / (w * w).sum(-1, keepdim=True).clamp_min(1e-12), w)
+        return u_hat, w, params[:, 2 * size:], (w * u_hat).sum(-1)
+
+    def forward(self, z: torch.Tensor, params: torch.Tensor):
+        z = _at_least_float32(z)
+        return planar_forward(z, *self.layers(params, z.dtype))
+
+    def inverse(self, y: torch.Tensor, params: torch.Tensor, newton_steps: int = 6):
+        y = _at_least_float32(y)
+        return planar_inverse(y, *self.layers(params, y.dtype), newton_steps)
 
 
 class ReferencePlanarFlow(PlanarFlow):
@@ -215,7 +297,8 @@ class ReferencePlanarFlow(PlanarFlow):
         return y, total
 
 
-def flow_log_prob(flow: PlanarFlow, y: torch.Tensor, base_log_prob) -> torch.Tensor:
-    """``log p(y)`` for ``y = flow(z)``, ``z ~ base``: ``log base(z) - log |det dy/dz|``."""
-    z, log_det = flow.inverse(y)
+def flow_log_prob(flow: PlanarFlow, y: torch.Tensor, base_log_prob, *flow_params) -> torch.Tensor:
+    """``log p(y)`` for ``y = flow(z)``, ``z ~ base``: ``log base(z) - log |det dy/dz|``
+    (``flow_params``: an amortised flow's parameters for each row)."""
+    z, log_det = flow.inverse(y, *flow_params)
     return base_log_prob(z) - log_det

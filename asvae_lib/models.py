@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .density_ratio import MLPDiscriminator, mlp
-from .flows import PlanarFlow, flow_log_prob
+from .flows import AmortisedPlanarFlow, PlanarFlow, flow_log_prob
 from .gaussians import normal_log_prob
 
 
@@ -35,24 +35,41 @@ def xavier_init(module: nn.Module) -> None:
 
 
 class GaussianConditional(nn.Module):
-    """``y | c  ~  flow( N(mu(c), diag exp(log_var(c))) )``; no flow if ``flow_length`` is 0."""
+    """``y | c  ~  flow( N(mu(c), diag exp(log_var(c))) )``; no flow if ``flow_length`` is 0.
 
-    def __init__(self, net: nn.Module, dim: int, flow_length: int = 0, min_log_var: float = -9.0):
+    The flow's parameters are global (:class:`~asvae_lib.flows.PlanarFlow`, started at the
+    identity) or, with ``amortised=True``, computed from ``c`` by ``net`` itself, as in [14]
+    (:class:`~asvae_lib.flows.AmortisedPlanarFlow`): ``net`` then outputs ``2 dim`` numbers for the
+    Gaussian and :attr:`n_flow_params` more for the flow."""
+
+    def __init__(self, net: nn.Module, dim: int, flow_length: int = 0, min_log_var: float = -9.0,
+                 amortised: bool = False):
         super().__init__()
         self.net, self.dim, self.min_log_var = net, dim, min_log_var
-        self.flow = PlanarFlow(dim, flow_length) if flow_length else None
+        flow = AmortisedPlanarFlow if amortised else partial(PlanarFlow, start="identity")
+        self.flow = flow(dim, flow_length) if flow_length else None
+        self.amortised = amortised and flow_length > 0
+
+    @property
+    def n_flow_params(self) -> int:
+        """How many of ``net``'s outputs are the flow's (0 for a global flow, or none)."""
+        return self.flow.n_params if self.amortised else 0
 
     def base(self, c: torch.Tensor):
-        mean, log_var = self.net(c).float().chunk(2, dim=-1)   # densities in float32, even under autocast
-        return mean, log_var.clamp(min=self.min_log_var)
+        """The Gaussian's mean and log-variance at ``c``, and the flow's parameters (an empty
+        tuple, or the amortised flow's, to pass on as ``*flow_params``)."""
+        out = self.net(c).float()                                  # densities in float32, even under autocast
+        mean, log_var = out[:, :self.dim], out[:, self.dim:2 * self.dim]
+        flow_params = (out[:, 2 * self.dim:],) if self.amortised else ()
+        return mean, log_var.clamp(min=self.min_log_var), flow_params
 
     def rsample_with_log_prob(self, c: torch.Tensor):
         """A reparametrised draw ``y = flow(mu + sigma * eps)`` and its log-density."""
-        mean, log_var = self.base(c)
+        mean, log_var, flow_params = self.base(c)
         y0 = mean + (0.5 * log_var).exp() * torch.randn_like(mean)
         log_prob = normal_log_prob(y0, mean, log_var)
         if self.flow is not None:
-            y0, log_det = self.flow(y0)
+            y0, log_det = self.flow(y0, *flow_params)
             log_prob = log_prob - log_det
         return y0, log_prob
 
@@ -61,14 +78,14 @@ class GaussianConditional(nn.Module):
 
     def log_prob(self, y: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """``log q(y|c)`` at any ``y``: invert the flow, then change variables (:func:`flows.flow_log_prob`)."""
-        mean, log_var = self.base(c)
+        mean, log_var, flow_params = self.base(c)
         base = partial(normal_log_prob, mean=mean, log_var=log_var)
-        return base(y) if self.flow is None else flow_log_prob(self.flow, y, base)
+        return base(y) if self.flow is None else flow_log_prob(self.flow, y, base, *flow_params)
 
     def mean(self, c: torch.Tensor) -> torch.Tensor:
         """The base mean pushed through the flow (a point summary, for reconstructions)."""
-        mean, _ = self.base(c)
-        return mean if self.flow is None else self.flow(mean)[0]
+        mean, _, flow_params = self.base(c)
+        return mean if self.flow is None else self.flow(mean, *flow_params)[0]
 
 
 class BernoulliConditional(nn.Module):
@@ -129,7 +146,8 @@ class ASVAE(nn.Module):
 
 def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_length: int = 0,
               bernoulli: bool = False, dropout: float = 0.2, encoder_log_var_init: float = 0.0,
-              disc_hidden: int | None = None, joint_discriminator: bool = False) -> ASVAE:
+              disc_hidden: int | None = None, joint_discriminator: bool = False,
+              amortised_flow: bool = False) -> ASVAE:
     """The fully connected AS-VAE used on 2-D data and MNIST, Xavier-initialised.
 
     Discriminators get ``dropout`` (the paper's only regulariser); encoder and
@@ -140,10 +158,14 @@ def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_le
     collapsed optimum that ignores z). ``disc_hidden`` (default ``hidden``) sizes the
     discriminators alone. ``joint_discriminator`` adds a third discriminator ``g`` on
     ALI's pairs (3), which the book's ``asvae-pathwise`` needs; it is initialised after
-    the rest, so the other networks start the same with or without it.
+    the rest, so the other networks start the same with or without it. ``amortised_flow``
+    computes the encoder's flow from ``x`` ([14]); its ``u``-outputs start at 0, so the flow
+    starts at the identity, as the global flow does.
     """
     disc_hidden = disc_hidden or hidden
-    encoder = GaussianConditional(mlp(x_dim, 2 * z_dim, hidden, depth), z_dim, flow_length)
+    n_flow = AmortisedPlanarFlow(z_dim, flow_length).n_params if amortised_flow else 0
+    encoder = GaussianConditional(mlp(x_dim, 2 * z_dim + n_flow, hidden, depth), z_dim, flow_length,
+                                  amortised=amortised_flow)
     if bernoulli:
         decoder = BernoulliConditional(mlp(z_dim, x_dim, hidden, depth))
     else:
@@ -153,7 +175,8 @@ def mlp_asvae(x_dim: int, z_dim: int, hidden: int = 128, depth: int = 2, flow_le
     model = ASVAE(encoder, decoder, f, h, z_dim)
     xavier_init(model)
     with torch.no_grad():
-        encoder.net[-1].bias[z_dim:] = encoder_log_var_init
+        encoder.net[-1].bias[z_dim:2 * z_dim] = encoder_log_var_init
+        encoder.net[-1].weight[2 * z_dim:2 * z_dim + flow_length * z_dim] = 0     # the amortised flow's u
     if joint_discriminator:
         model.g = MLPDiscriminator(x_dim + z_dim, disc_hidden, depth, dropout)
         xavier_init(model.g)

@@ -6,7 +6,8 @@ command line, for long runs::
     python -m asvae_lib.train --dataset mnist --method asvae --profile full
 
 What is run is an :class:`~asvae_lib.experiments.Experiment` (sizes and step counts of
-the profile, nothing else). A run lives in ``runs/<profile>/<dataset>/<method>/``
+the profile, nothing else). A run lives in ``runs/<profile>/<dataset>/<name>/``, its name
+the method with its reading of (12) and seed (:func:`~asvae_lib.experiments.run_name`)
 (checkpoints, ``spec.json``, ``result.json``; ``$ASVAE_RUNS`` replaces ``runs/``, as
 ``make test`` does); starting it again resumes from ``last.pt``, and a finished run only
 loads its checkpoint and re-scores it. The command line also copies the result file,
@@ -37,17 +38,19 @@ from .trainer import (
 )
 
 
-def run_folder(dataset: str, method: str, profile: str | None = None, runs_dir=None) -> Path:
-    """``runs/<profile>/<dataset>/<method>/`` (``$ASVAE_RUNS`` or ``runs_dir`` replace ``runs/``);
+def run_folder(dataset: str, name: str, profile: str | None = None, runs_dir=None) -> Path:
+    """``runs/<profile>/<dataset>/<name>/`` for a :func:`~asvae_lib.experiments.run_name`
+    (``$ASVAE_RUNS`` or ``runs_dir`` replace ``runs/``);
     the full profile's smoke test keeps its runs apart, in ``runs/full-smoke/``."""
     root = Path(runs_dir or os.environ.get("ASVAE_RUNS") or REPO / "runs")
     profile = profile or active_profile()
-    return root / (f"{profile}-smoke" if profile == "full" and smoke() else profile) / dataset / method
+    return root / (f"{profile}-smoke" if profile == "full" and smoke() else profile) / dataset / name
 
 
 def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, seed: int = 0,
         max_minutes: float = 0.0, device: str = "auto", progress: bool = True, scored: bool = True,
-        iwae_ks: tuple | None = None, experiment: "experiments.Experiment | None" = None):
+        iwae_ks: tuple | None = None, experiment: "experiments.Experiment | None" = None,
+        reading: str = "A", lam: float = 1.0, lr: float | None = None):
     """Train (or resume, or just load) one model and score it.
 
     Returns ``(model, result, trainer)``; the result is also written to the run's
@@ -58,25 +61,35 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     importance-weighted bound (evaluation only; the result records the ones used).
     ``experiment`` replaces the profile's experiment (for a changed model or schedule;
     give it its own ``runs_dir``: a run folder refuses another experiment's settings).
+    ``reading`` and ``lam`` choose the reading of the game (12) (:mod:`asvae_lib.objectives`);
+    ``lr`` replaces the profile's learning rate (and names the run, :func:`~asvae_lib.experiments.run_name`).
     """
     # everything that can be checked is checked before the run folder is touched
     profile = profile or active_profile()
     if profile not in PROFILES:
         raise ValueError(f"profile {profile!r}: choose one of {PROFILES}")
     objectives.check_method(method)
+    objectives.check_reading(reading, method)
     if not max_minutes >= 0:
         raise ValueError(f"max_minutes {max_minutes} (--max-minutes): give 0 (no cap) or a positive number of minutes")
     pick_device(device)
     spec = experiment or experiments.experiment(dataset, profile)
+    if lr is not None and not lr > 0:
+        raise ValueError(f"learning rate {lr} (--lr): give a positive number, e.g. 1e-4")
+    if lr is not None and lr != spec.train.lr:
+        spec = spec.changed(train={"lr": lr})
+    else:
+        lr = None
     if iwae_ks is not None:
         spec = spec.changed(eval={"iwae_ks": tuple(iwae_ks)})
-    run_dir = run_folder(dataset, method, profile, runs_dir)
+    run_dir = run_folder(dataset, experiments.run_name(method, reading, lam, seed, lr), profile, runs_dir)
     _check_spec(run_dir, spec)
     data = datasets.load(dataset, profile, root=REPO / "data" / "cache")
 
     torch.manual_seed(seed)
     model = spec.build_model(data.shape)
-    cfg = TrainConfig(method=method, seed=seed, device=device, max_minutes=max_minutes, **spec.train.__dict__)
+    cfg = TrainConfig(method=method, seed=seed, device=device, max_minutes=max_minutes, reading=reading, lam=lam,
+                      **spec.train.__dict__)
     trainer = Trainer(model, cfg, data.train, datasets.fixed_dequantize(data.val, seed), run_dir, progress,
                       transform=datasets.dequantize)
     trainer.data = data                     # kept for the caller's pictures (no second load)
@@ -86,7 +99,7 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
         model.load_state_dict(torch.load(run_dir / "best.pt", map_location=trainer.device, weights_only=False)["model"])
     result = RunResult(dataset, method, profile, seed, data.source, data.stand_in, spec,
                        experiments.provenance(trainer.device), trainer.step, trainer.epoch, trainer.seconds,
-                       trainer.stop_reason, _best_step(trainer))
+                       trainer.stop_reason, _best_step(trainer), reading=reading, lam=lam, evals=trainer.evals)
     if scored:
         result.metrics = evaluate.score(model, data, spec, seed)
         result.save(run_dir / "result.json")
@@ -129,6 +142,11 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default=None, help="run folders go under here (default: runs/)")
     p.add_argument("--results", default=str(REPO / "results"), help="where the result file is copied")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--reading", choices=objectives.READINGS, default="A",
+                   help="the reading of the game (12): A (default) or B, the saddle (chapter 4, section 10)")
+    p.add_argument("--lam", type=float, default=1.0, help="reading B's lambda (chapter 6 picks 3)")
+    p.add_argument("--lr", type=float, default=None,
+                   help="Adam's learning rate instead of the profile's (the paper's 1e-4 is the reference on a GPU)")
     p.add_argument("--max-minutes", type=float, default=0.0, help="stop after this much training time (0: no cap)")
     p.add_argument("--device", default="auto")
     p.add_argument("--train-only", action="store_true",
@@ -139,7 +157,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         model, result, trainer = run(args.dataset, args.method, args.profile, args.runs, args.seed, args.max_minutes,
-                                     args.device, scored=not args.train_only, iwae_ks=args.iwae_ks)
+                                     args.device, scored=not args.train_only, iwae_ks=args.iwae_ks,
+                                     reading=args.reading, lam=args.lam, lr=args.lr)
     except TrainingInterrupted as e:        # Ctrl-C or SIGTERM: last.pt was saved at the step reached
         command = shlex.join(["python", "-m", "asvae_lib.train", *(sys.argv[1:] if argv is None else argv)])
         print(f"{e.what}: saved {e.checkpoint}; to resume, run the same command again: {command}", file=sys.stderr)
@@ -152,21 +171,21 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.train_only:
-        print(f"{args.method}: {result.steps} steps, {result.epochs:.2f} epochs, {result.train_seconds:.0f} s "
+        print(f"{result.name}: {result.steps} steps, {result.epochs:.2f} epochs, {result.train_seconds:.0f} s "
               f"of training, stopped by {result.stop_reason}; not scored (--train-only)")
         return 0
     if result.profile == "full" and smoke():
         print(json.dumps(result.metrics, indent=1))
-        kept = run_folder(args.dataset, args.method, result.profile, args.runs) / "result.json"
+        kept = run_folder(args.dataset, result.name, result.profile, args.runs) / "result.json"
         print(f"smoke test ({result.steps} steps): not a result; it stays in {kept}, not copied to {args.results}")
         return 0
-    out = experiments.result_path(args.dataset, args.method, result.profile, args.results)
+    out = experiments.result_path(args.dataset, result.name, result.profile, args.results)
     out.parent.mkdir(parents=True, exist_ok=True)
     result.save(out)
     experiments.save_weights(model, out.with_suffix(".pt"))
     data = trainer.data
     fig = plots.samples_and_reconstructions(model, datasets.fixed_dequantize(data.test[:30], args.seed), data.shape,
-                                            f"{args.method}, {args.dataset} ({result.profile})")
+                                            f"{result.name}, {args.dataset} ({result.profile})")
     fig.savefig(out.with_suffix(".png"), dpi=80, bbox_inches="tight")
     plt.close(fig)
     print(json.dumps(result.metrics, indent=1))

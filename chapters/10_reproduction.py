@@ -92,9 +92,7 @@ PAPER = [
 
 # %%
 runs = []
-for path in sorted(experiments.RESULTS.glob("*.json")):
-    if path.name.startswith(("bench-", "timings-")):   # benchmarks of the machine, not runs
-        continue
+for path in experiments.result_files():
     r = experiments.RunResult.load(path)
     assert all(r.provenance.get(key) for key in ("device", "torch", "python", "date")), f"{path.name}: provenance"
     runs.append(r)

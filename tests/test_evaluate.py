@@ -104,14 +104,14 @@ def check_bound_against_exact(model, x, gap_at_1: float):
     for lo, hi in ((1, 10), (10, 1000)):
         step, se = mean_and_se(bounds[hi].double() - bounds[lo].double())
         assert step > 3 * se, (lo, hi, step, se, gaps)
-    # at k = 5000 it is within 0.01 nats of the exact value. The bias of the bound is
-    # about Var(w) / (2 k E[w]^2) (delta method): measured here ~1e-4 (flow 0) and ~2e-4
-    # (flow 3) nats, and the Monte Carlo error of the mean over 200 images 1e-3 to 2e-3, so
-    # 0.01 is 5 to 10 standard errors, while the k = 1 gap is >100x larger (1.3 and 3.9 nats
-    # measured). A bound missing its -log k, or weights paired with the wrong image, misses
-    # it by far more.
+    # at k = 5000 it is within 0.01 nats, or 4 of its standard errors, of the exact value, and
+    # never more than 0.05 away. The bias of the bound is about Var(w) / (2 k E[w]^2) (delta
+    # method), ~1e-4 nats without the flow; the Monte Carlo error of the mean over 200 images
+    # is 1e-3 (no flow) to 1e-2 (the random flow, whose q is far from the posterior: its k = 1
+    # gap is 8.6 nats), while the k = 1 gap is >100x larger. A bound missing its -log k
+    # (8.5 nats), or weights paired with the wrong image, misses it by far more.
     gap, se = gaps[5000]
-    assert abs(gap) < 0.01, gaps
+    assert abs(gap) < min(max(0.01, 4 * se), 0.05), gaps
     return bounds
 
 

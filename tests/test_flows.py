@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from asvae_lib.flows import PlanarFlow, ReferencePlanarFlow, flow_log_prob, solve_alpha
+from asvae_lib.flows import AmortisedPlanarFlow, PlanarFlow, ReferencePlanarFlow, flow_log_prob, solve_alpha
+from asvae_lib.models import mlp_asvae
 
 ATOL_ADV = 1e-6
 
@@ -200,3 +201,53 @@ def test_a_flow_of_no_layers_is_the_identity():
     y = torch.randn(4, 2)
     for out, log_det in (flow(y), flow.inverse(y)):
         assert torch.equal(out, y) and torch.equal(log_det, torch.zeros(4))
+
+
+def test_identity_start_is_the_identity_and_learns():
+    torch.manual_seed(0)
+    flow = PlanarFlow(50, 80, start="identity").double()
+    z = torch.randn(64, 50, dtype=torch.float64)
+    y, log_det = flow(z)                                  # u was set in float32: rounding of order 1e-7
+    torch.testing.assert_close(y, z, atol=1e-6, rtol=0)
+    torch.testing.assert_close(log_det, torch.zeros(64, dtype=torch.float64), atol=1e-5, rtol=0)
+    y.square().sum().backward()
+    assert flow.u.grad.abs().max() > 1e-3                # not stuck at the identity
+    random = PlanarFlow(50, 80).double()                  # the random start: a contraction in every layer
+    assert random(z)[1].mean() < -10
+
+
+def test_amortised_flow_row_by_row_is_a_global_flow():
+    """Each row of an amortised flow is the reference (layer by layer) flow with that row's parameters."""
+    torch.manual_seed(1)
+    flow = AmortisedPlanarFlow(3, 5)
+    params = torch.randn(4, flow.n_params, dtype=torch.float64)
+    z = torch.randn(4, 3, dtype=torch.float64)
+    y, log_det = flow(z, params)
+    for i in range(4):
+        ref = ReferencePlanarFlow(3, 5).double()
+        with torch.no_grad():
+            w = params[i, 15:30].view(5, 3)
+            ref.w.copy_(w)
+            ref.u.copy_(params[i, :15].view(5, 3) + math.log(math.e - 1) * w / (w * w).sum(-1, keepdim=True))
+            ref.b.copy_(params[i, 30:])
+        y_ref, log_det_ref = ref(z[i:i + 1])
+        torch.testing.assert_close(y[i:i + 1], y_ref, atol=1e-12, rtol=0)
+        torch.testing.assert_close(log_det[i:i + 1], log_det_ref, atol=1e-12, rtol=0)
+    z_back, log_det_back = flow.inverse(y, params)
+    torch.testing.assert_close(z_back, z, atol=1e-9, rtol=0)
+    torch.testing.assert_close(log_det_back, log_det, atol=1e-9, rtol=0)
+
+
+def test_amortised_encoder_starts_at_the_identity_and_its_density_is_consistent():
+    torch.manual_seed(2)
+    model = mlp_asvae(12, 3, hidden=16, flow_length=6, bernoulli=True, amortised_flow=True).double()
+    x = torch.rand(5, 12, dtype=torch.float64)
+    enc = model.encoder
+    mean, _, (params,) = enc.base(x)
+    torch.testing.assert_close(enc.flow(mean, params)[0], mean, atol=1e-6, rtol=0)   # float32 outputs
+    z, log_q = enc.rsample_with_log_prob(x)
+    with torch.no_grad():                                   # move away from the identity
+        enc.net[-1].weight.normal_(0, 0.3)
+    z, log_q = enc.rsample_with_log_prob(x)
+    torch.testing.assert_close(enc.log_prob(z, x), log_q, atol=1e-8, rtol=0)
+    assert (enc.flow(mean, enc.base(x)[2][0])[0] - mean).abs().max() > 1e-2

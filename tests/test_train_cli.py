@@ -320,3 +320,31 @@ def test_cli_interrupted_saves_exits_128_plus_signal_and_says_how_to_resume(tmp_
     message = err.rstrip().splitlines()[-1]            # (tqdm's bar is on stderr too, before it)
     assert f"at step {saved}: saved {last}" in message
     assert message.endswith(f"to resume, run the same command again: python -m asvae_lib.train {shlex.join(argv)}")
+
+
+def test_run_names_say_reading_seed_and_learning_rate():
+    assert experiments.run_name("vae") == "vae"
+    assert experiments.run_name("asvae", "B", 3.0) == "asvae-B3"
+    assert experiments.run_name("asvae", "B", 0.3, seed=2) == "asvae-B0.3-seed2"
+    assert experiments.run_name("vae", seed=1, lr=1e-4) == "vae-seed1-lr0.0001"
+    assert experiments.run_name("asvae", "A", 3.0) == "asvae"          # lambda means nothing under reading A
+
+
+def test_cli_reading_b_seed_and_lr_name_the_run_folder_and_the_result(tmp_path, shrink, capsys):
+    shrink(max_steps=20)
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    code = train.main(["--dataset", "mnist", "--method", "asvae", "--profile", "quick", "--reading", "B",
+                       "--lam", "3", "--seed", "1", "--lr", "5e-4", "--runs", str(runs), "--results", str(results)])
+    assert code == 0
+    name = "asvae-B3-seed1-lr0.0005"
+    result = experiments.load_result("mnist", name, "quick", results)
+    assert (result.reading, result.lam, result.seed, result.name) == ("B", 3.0, 1, name)
+    assert result.experiment.train.lr == 5e-4
+    assert [e["step"] for e in result.evals] == [10, 20]               # the validation curve travels with it
+    checkpoint = torch.load(runs / "quick" / "mnist" / name / "last.pt", weights_only=False)
+    assert checkpoint["config"]["reading"] == "B" and checkpoint["config"]["lam"] == 3.0
+    assert experiments.result_files(results) == [results / f"mnist-{name}-quick.json"]
+    assert train.main(["--dataset", "mnist", "--method", "vae", "--profile", "quick", "--reading", "B",
+                       "--runs", str(runs)]) == 2
+    assert "reading 'B'" in capsys.readouterr().err
+    assert not (runs / "quick" / "mnist" / "vae-B1").exists()
