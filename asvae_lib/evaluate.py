@@ -54,6 +54,27 @@ def log_likelihood_bound(model, x: torch.Tensor, k: int = 1, batch_size: int = 5
     return torch.cat(out)
 
 
+@torch.no_grad()
+def log_likelihood_bounds(model, x: torch.Tensor, ks, batch_size: int = 500) -> dict:
+    """Per-image bounds at every ``k`` of ``ks`` from one set of ``K = max(ks)`` draws: the bound at
+    ``k`` is the mean of :func:`log_likelihood_bound`'s ``log (1/k) sum_i w_i`` over the ``K / k``
+    disjoint blocks of ``k`` draws (each ``k`` must divide ``K``). Each block is an independent
+    ``k``-draw estimate, so the mean estimates the same bound, with less variance, at no extra cost."""
+    big = max(ks)
+    if any(big % k for k in ks):
+        raise ValueError(f"every k of {tuple(ks)} must divide the largest, {big}")
+    was_training = model.training
+    model.eval()
+    out = {k: [] for k in ks}
+    for chunk in x.split(max(batch_size // big, 1)):
+        log_w = log_weights(model, chunk.to(model.device), big).cpu()                  # (K, n)
+        for k in ks:
+            blocks = log_w.reshape(big // k, k, -1)
+            out[k].append((torch.logsumexp(blocks, 1) - math.log(k)).mean(0))
+    model.train(was_training)
+    return {k: torch.cat(v) for k, v in out.items()}
+
+
 def bits_per_dim(nll_nats: float, dim: int) -> float:
     """Continuous NLL of dequantised 8-bit data (in nats, for ``y`` in [0, 1)) ->
     an upper bound on the discrete NLL in bits per dimension."""
@@ -152,8 +173,11 @@ def score(model, data: "datasets.ImageData", experiment, seed: int) -> dict:
         # fixed binarisation of the test images, a proper discrete likelihood in nats
         binary = torch.bernoulli(x, generator=torch.Generator().manual_seed(seed))
         out["nll_elbo_nats"] = -log_likelihood_bound(model, binary, 1, rows).mean().item()
+        together = [k for k in ev.iwae_ks if max(ev.iwae_ks) % k == 0]       # one set of draws serves these
+        bounds = log_likelihood_bounds(model, binary, together, rows) if together else {}
+        bounds.update({k: log_likelihood_bound(model, binary, k, rows) for k in ev.iwae_ks if k not in together})
         for k in ev.iwae_ks:
-            out[f"nll_iwae{k}_nats"] = -log_likelihood_bound(model, binary, k, rows).mean().item()
+            out[f"nll_iwae{k}_nats"] = -bounds[k].mean().item()
         return out
     dim = x.shape[1]
     out["bpd_elbo"] = bits_per_dim(-log_likelihood_bound(model, x, 1, rows).mean().item(), dim)

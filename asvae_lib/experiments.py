@@ -61,13 +61,15 @@ class Conv:
 @dataclass(frozen=True)
 class Schedule:
     """Adam's learning rate, the batch, and when to evaluate, checkpoint and stop early
-    (``patience`` evaluations without a better validation score; 0: never)."""
+    (``patience`` evaluations without a better validation score; 0: never); ``share_draws``: one
+    draw per network and input for all losses of a step (:class:`asvae_lib.objectives.StepDraws`)."""
     batch_size: int
     max_steps: int
     lr: float
     eval_every: int
     checkpoint_every: int
     patience: int
+    share_draws: bool = False
 
 
 @dataclass(frozen=True)
@@ -133,7 +135,7 @@ def experiment(dataset: str, profile: str) -> Experiment:
     schedule = Schedule(batch_size=batch, max_steps=steps, lr=1e-3 if quick or cpu_mnist else 1e-4,
                         eval_every=100 if quick else 1000 if cpu_mnist else 2000,
                         checkpoint_every=100 if quick else 1000 if cpu_mnist else 2000,
-                        patience=0 if quick else 10)
+                        patience=0 if quick else 10, share_draws=True)
     spec = Experiment(dataset, profile, model, schedule, evaluation)
     if profile == "full" and smoke():
         # the smoke test (asvae_lib.profile): the full networks, batch and learning rate, but a

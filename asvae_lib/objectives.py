@@ -24,6 +24,14 @@ sentence reads two ways (``READINGS``; chapter 4 simulates both, chapter 6 train
   discriminators through the samples inside the pairs of (5) and (6), in the
   non-saturating form (swapped labels), with weight ``lam`` (:func:`fooling_loss`).
   At ``lam = 0`` reading B is reading A.
+
+**One draw per network and input.** Each loss draws the samples it needs afresh, unless it is
+given a :class:`StepDraws`: then every loss of one step that asks the encoder for the code of
+the same batch (or the decoder for the data of the same codes) gets the same sample. The
+discriminators' pairs of (5) and (6), the halves of (11) and reading B's fooling losses then
+share four draws, ``z_eps ~ q_phi(z|x)``, ``x_eps ~ p_theta(x|z)`` and the codes and data of
+those, instead of drawing up to fourteen. Each loss is the same estimate in expectation; the
+draws of one step are no longer independent between the losses (the trainer's ``share_draws``).
 """
 import math
 
@@ -60,13 +68,50 @@ def _schemes(method: str):
             "asvae-pathwise": [("f", pairs.f_pairs), ("h", pairs.h_pairs), ("g", pairs.ali_pairs)]}[method]
 
 
-def discriminator_loss(model, x: torch.Tensor, method: str) -> dict:
+class StepDraws:
+    """The samples of one step of the game, one per network and input, for every loss of the step.
+
+    ``encode(v)`` is a draw of ``q_phi(z|v)``, ``decode(z)`` one of ``p_theta(x|z)``, and ``z`` the
+    step's prior codes; asked again for the same tensor (the same object), each returns the same
+    draw. The draws carry gradients: the discriminators' loss detaches its pairs, theta and phi's
+    losses train through them. Draw it before the discriminators' step and use it for that step and
+    the generator's step that follows (the encoder and decoder do not change in between)."""
+
+    def __init__(self, model, x: torch.Tensor):
+        self.model, self.z = model, model.sample_prior(len(x))
+        self._codes, self._data = {}, {}          # id(input) -> (input, draw[, log-density])
+
+    def encode_with_log_prob(self, v: torch.Tensor):
+        """``(z, log q_phi(z|v))`` for ``z ~ q_phi(z|v)``, drawn once for ``v``."""
+        if id(v) not in self._codes:
+            self._codes[id(v)] = (v, *self.model.encoder.rsample_with_log_prob(v))
+        return self._codes[id(v)][1:]
+
+    def encode(self, v: torch.Tensor) -> torch.Tensor:
+        return self.encode_with_log_prob(v)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``x ~ p_theta(x|z)``, drawn once for ``z``."""
+        if id(z) not in self._data:
+            self._data[id(z)] = (z, self.model.decoder.rsample(z))
+        return self._data[id(z)][1]
+
+
+def _pairs(scheme, model, x: torch.Tensor, draws: "StepDraws | None"):
+    """A scheme's positive and negative pairs: from fresh draws, or from the step's ``draws``."""
+    if draws is None:
+        return scheme(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
+    return scheme(x, draws.z, draws.encode, draws.decode)
+
+
+def discriminator_loss(model, x: torch.Tensor, method: str, draws: StepDraws | None = None) -> dict:
     """Minus the objective (4) for each discriminator the method uses, on pairs drawn
-    as (3), (5) or (6) with the encoder and decoder held fixed."""
+    as (3), (5) or (6) with the encoder and decoder held fixed (fresh, or the step's ``draws``)."""
     losses = {}
     for name, scheme in _schemes(check_method(method)):
-        with torch.no_grad():
-            pos, neg = scheme(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
+        with torch.set_grad_enabled(draws is not None and torch.is_grad_enabled()):   # the draws keep theirs
+            pos, neg = _pairs(scheme, model, x, draws)
+        pos, neg = (tuple(t.detach() for t in pair) for pair in (pos, neg))
         disc = getattr(model, name, None)
         if disc is None:
             raise ValueError(f"{method!r} needs a joint discriminator {name!r}: build the model with "
@@ -83,15 +128,14 @@ def fooling_loss(disc, pos: tuple, neg: tuple) -> torch.Tensor:
     return -logistic_objective(disc(*neg), logit_pos)
 
 
-def saddle_loss(model, x: torch.Tensor, method: str) -> torch.Tensor:
+def saddle_loss(model, x: torch.Tensor, method: str, draws: StepDraws | None = None) -> torch.Tensor:
     """Reading B's extra loss for theta and phi: :func:`fooling_loss` of each discriminator the
     method uses, on fresh pairs (5) and/or (6). The decoder is reached through ``x_eps`` in
     f's negatives, the encoder through the encoded data in h's negatives (and both through
     the other samples of the pairs)."""
     loss = 0.0
     for name, scheme in _schemes(method):
-        pos, neg = scheme(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
-        loss = loss + fooling_loss(getattr(model, name), pos, neg)
+        loss = loss + fooling_loss(getattr(model, name), *_pairs(scheme, model, x, draws))
     return loss
 
 
@@ -100,10 +144,10 @@ def prior_log_prob(z: torch.Tensor) -> torch.Tensor:
     return normal_log_prob(z, 0.0, torch.zeros_like(z))
 
 
-def x_half(model, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
+def x_half(model, x: torch.Tensor, kl_weight: float = 1.0, draws: StepDraws | None = None) -> torch.Tensor:
     """``E_{x~q, eps}[log p_theta(x|z_eps) - f(x, z_eps)] - kl_weight * E KL(q_phi(z|x) || p(z))``.
     The KL is estimated with the same sample, ``log q_phi(z|x) - log p(z)``, which works with flows."""
-    z, log_q = model.encoder.rsample_with_log_prob(x)
+    z, log_q = model.encoder.rsample_with_log_prob(x) if draws is None else draws.encode_with_log_prob(x)
     log_prior = prior_log_prob(z)
     value = model.decoder.log_prob(x, z) - model.f(x, z)
     if kl_weight:
@@ -111,12 +155,12 @@ def x_half(model, x: torch.Tensor, kl_weight: float = 1.0) -> torch.Tensor:
     return value.mean()
 
 
-def z_half(model, n: int, rec_z_to_decoder: bool = True) -> torch.Tensor:
+def z_half(model, n: int, rec_z_to_decoder: bool = True, draws: StepDraws | None = None) -> torch.Tensor:
     """``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]`` with ``x_eps`` the decoder's reparametrised draw.
     With ``rec_z_to_decoder=False`` the reconstruction term sees ``x_eps`` detached: it trains
     the encoder only, and the decoder is moved by the ``h``-term alone."""
-    z = model.sample_prior(n)
-    x = model.decoder.rsample(z)
+    z = model.sample_prior(n) if draws is None else draws.z
+    x = model.decoder.rsample(z) if draws is None else draws.decode(z)
     x_rec = x if rec_z_to_decoder else x.detach()
     return (model.encoder.log_prob(z, x_rec) - model.h(x, z)).mean()
 
@@ -164,11 +208,13 @@ def elbo(model, x: torch.Tensor) -> torch.Tensor:
 
 
 def generator_loss(model, x: torch.Tensor, method: str, kl_weight: float = 1.0,
-                   rec_z_to_decoder: bool = True, reading: str = "A", lam: float = 1.0) -> torch.Tensor:
+                   rec_z_to_decoder: bool = True, reading: str = "A", lam: float = 1.0,
+                   draws: StepDraws | None = None) -> torch.Tensor:
     """The loss theta and phi minimise at one step of the game (12): minus (1), ALI's
     swapped-label loss, minus (11) (its x-half, z-half or both), or minus the book's
     pathwise surrogate. Under ``reading="B"`` the methods of (11) add ``lam`` times
-    :func:`saddle_loss` (at ``lam = 0`` nothing is added, and no random number drawn)."""
+    :func:`saddle_loss` (at ``lam = 0`` nothing is added, and no random number drawn).
+    ``draws`` (:class:`StepDraws`, for the methods of (11)) shares the step's samples."""
     check_method(method)
     check_reading(reading, method)
     if method == "vae":
@@ -181,12 +227,12 @@ def generator_loss(model, x: torch.Tensor, method: str, kl_weight: float = 1.0,
         return fooling_loss(model.f, pos, neg)
     value = 0.0
     if method in ("asvae-r", "asvae"):
-        value = value + x_half(model, x, kl_weight)
+        value = value + x_half(model, x, kl_weight, draws)
     if method in ("asvae-g", "asvae"):
-        value = value + z_half(model, len(x), rec_z_to_decoder)
+        value = value + z_half(model, len(x), rec_z_to_decoder, draws)
     loss = -value
     if reading == "B" and lam:
-        loss = loss + lam * saddle_loss(model, x, method)
+        loss = loss + lam * saddle_loss(model, x, method, draws)
     return loss
 
 

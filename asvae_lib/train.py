@@ -110,8 +110,8 @@ def _check_spec(run_dir: Path, spec: "experiments.Experiment") -> None:
     """A run folder belongs to one model and one training schedule: refuse to resume it with
     others. (The evaluation settings may change: they do not touch the weights.)"""
     path = run_dir / "spec.json"
-    if path.exists():
-        held, wanted = json.loads(path.read_text()), spec.to_dict()
+    if path.exists():     # read through Experiment: a field added since has its default
+        held, wanted = experiments.Experiment.from_dict(json.loads(path.read_text())).to_dict(), spec.to_dict()
         if any(held[part] != wanted[part] for part in ("dataset", "model", "train")):
             raise ValueError(f"{run_dir} holds a run with other settings than {spec}; "
                              f"delete that folder or pass another --runs directory")

@@ -59,6 +59,8 @@ class TrainConfig:
     max_steps: int = 1000
     disc_steps: int = 1          # discriminator steps per step of the game
     gen_steps: int = 1           # encoder/decoder steps per step of the game (ALICE's toy code: 5)
+    share_draws: bool = False    # one draw per network and input for the step's first discriminator and
+                                 # generator steps (objectives.StepDraws; methods of (11) only)
     eval_every: int = 100
     checkpoint_every: int = 100
     patience: int = 0            # evaluations without improvement before stopping; 0: never stop early
@@ -200,15 +202,18 @@ class Trainer:
     def train_step(self, x: torch.Tensor) -> dict:
         record = {"step": self.step}
         m, method = self.model, self.config.method
-        for _ in range(self.config.disc_steps if method != "vae" else 0):
+        shared = self.config.share_draws and method in objectives.SADDLE_METHODS
+        with self._autocast():
+            draws = objectives.StepDraws(m, x) if shared else None      # drawn lazily, by the first losses
+        for i in range(self.config.disc_steps if method != "vae" else 0):
             with self._autocast():
-                losses = objectives.discriminator_loss(m, x, method)
+                losses = objectives.discriminator_loss(m, x, method, draws if i == 0 else None)
             self._apply(sum(losses.values()), self.opt_disc, m.discriminator_parameters(), "the discriminator loss")
             record.update({k: v.item() for k, v in losses.items()})
-        for _ in range(self.config.gen_steps):
+        for i in range(self.config.gen_steps):
             with self._autocast():
                 loss = objectives.generator_loss(m, x, method, self.config.kl_weight, self.config.rec_z_to_decoder,
-                                                 self.config.reading, self.config.lam)
+                                                 self.config.reading, self.config.lam, draws if i == 0 else None)
             self._apply(loss, self.opt_gen, m.generator_parameters(), "the encoder/decoder loss")
         record["loss_gen"] = loss.item()
         return record

@@ -76,7 +76,15 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from asvae_lib.flows import PlanarFlow, bracket_alpha, flow_log_prob, solve_alpha
+from asvae_lib.flows import (
+    PlanarFlow,
+    bracket_alpha,
+    flow_log_prob,
+    invertible_u,
+    planar_forward,
+    planar_inverse,
+    solve_alpha,
+)
 from asvae_lib.gaussians import Gaussian, standard_normal
 from asvae_lib.profile import pick, profile
 
@@ -116,7 +124,7 @@ print("profile:", profile(), "| lengths:", LENGTHS, "| Adam steps:", STEPS, "| t
 
 # %%
 print(inspect.getsource(PlanarFlow.layers))
-print(inspect.getsource(PlanarFlow.forward))
+print(inspect.getsource(planar_forward))
 
 # %% [markdown]
 # **Check.** For a strongly bent flow (6 layers, parameters of scale 1.5, in 3-D)
@@ -222,7 +230,7 @@ ax.set_title("the scalar equation of one planar layer"); plt.show()
 # $|w^\top u|\sim 10^4$ below, a fold too small to matter. The check allows $10^{-10}$.
 
 # %%
-print(inspect.getsource(PlanarFlow.u_hat))
+print(inspect.getsource(invertible_u))
 random_flow = PlanarFlow(2, 500, init_scale=5.0).double()        # random, large parameters
 bad_flow = PlanarFlow(2, 500, init_scale=5.0).double()
 with torch.no_grad():
@@ -299,7 +307,7 @@ for name, f in (("random", random_flow), ("adversarial", bad_flow)):
 # %%
 print(inspect.getsource(bracket_alpha))
 print(inspect.getsource(solve_alpha))
-print(inspect.getsource(PlanarFlow.inverse))
+print(inspect.getsource(planar_inverse))
 print(inspect.getsource(flow_log_prob))
 
 # %% [markdown]

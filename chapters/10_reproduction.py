@@ -122,17 +122,19 @@ def quantity_of(r, quantity):
 def describe(r):
     """How a run was measured, and whether it may be compared with the paper at all."""
     converged = r.stop_reason == "early stopping"
-    return (f"{r.profile}, {r.provenance['device']}, {r.epochs:.1f} epochs, "
+    return (f"{r.name}, {r.profile}, {r.provenance['device']}, {r.epochs:.1f} epochs, "
             f"{'converged (early stopping)' if converged else 'NOT converged: ' + r.stop_reason}"
             f"{', STAND-IN data' if r.stand_in else ''}")
 
 
 def ours(dataset, method, quantity):
-    """(value, how it was measured, the run) from the result files, full profile first."""
+    """(value, how it was measured, the run) from the result files, full profile first: the run
+    named ``method`` (reading A, seed 0, the profile's learning rate), else another run of the method."""
     for profile in ("full", "quick"):
-        for r in runs:
-            if (r.dataset, r.method, r.profile) == (dataset, method, profile):
-                return quantity_of(r, quantity), describe(r), r
+        for named in (True, False):
+            for r in runs:
+                if (r.dataset, r.method, r.profile) == (dataset, method, profile) and (r.name == method or not named):
+                    return quantity_of(r, quantity), describe(r), r
     return None, "open: no result file yet", None
 
 
@@ -351,7 +353,8 @@ from asvae_lib import data, evaluate, experiments
 
 mnist = data.load("mnist", "quick")
 x = torch.bernoulli(data.fixed_dequantize(mnist.test[:100], 0), generator=torch.Generator().manual_seed(0))
-stored = experiments.load_trained("mnist", "vae", mnist.shape)
+stored = (experiments.load_trained("mnist", "vae", mnist.shape)                 # the run of `make mnist`, else
+          or experiments.load_trained("mnist", "vae-lr0.0001", mnist.shape))   # the one at the paper's lr
 assert stored is not None, "results/mnist-vae-full.pt is missing: run `make mnist` (or restore it from git)"
 torch.manual_seed(0)
 log_w = evaluate.log_weights(stored[0], x, 1000).double()

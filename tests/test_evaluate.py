@@ -207,3 +207,22 @@ def test_seconds_per_image_is_positive_and_finite():
     model = mlp_asvae(X_DIM, 2, hidden=8, depth=1, bernoulli=True)
     s = evaluate.seconds_per_image(model, n=50, batch_size=20)
     assert math.isfinite(s) and 0 < s < 1
+
+
+def test_bounds_from_one_set_of_draws():
+    """At the largest k the shared bound is the single-k bound on the same draws; at a smaller k it
+    averages disjoint blocks: the same bound in expectation, with a smaller spread per image."""
+    model = tiny_model(flow_length=3)
+    x = data_from(model)[:50]
+    torch.manual_seed(3)
+    shared = evaluate.log_likelihood_bounds(model, x, (10, 400), batch_size=400)
+    torch.manual_seed(3)
+    torch.testing.assert_close(shared[400], evaluate.log_likelihood_bound(model, x, 400, batch_size=400))
+    single = torch.stack([evaluate.log_likelihood_bound(model, x, 10) for _ in range(40)])     # (40, n)
+    gap, se = mean_and_se(shared[10].double() - single.mean(0).double())
+    assert abs(gap) < 4 * se + 1e-3, (gap, se)
+    again = torch.stack([evaluate.log_likelihood_bounds(model, x, (10, 400))[10] for _ in range(8)])
+    # 40 blocks of 10 draws: about 1/40 of a single k = 10 bound's variance, image by image
+    assert (again.var(0).mean() / single.var(0).mean()).item() < 1 / 10
+    with pytest.raises(ValueError, match="divide"):
+        evaluate.log_likelihood_bounds(model, x, (3, 10))

@@ -223,3 +223,86 @@ def test_unknown_reading_or_reading_b_outside_11_is_refused():
         objectives.check_reading("C", "asvae")
     with pytest.raises(ValueError, match="applies to"):
         objectives.check_reading("B", "vae")
+
+
+def _counting(model, monkeypatch):
+    """Count the encoder's and decoder's draws."""
+    calls = {"encode": 0, "decode": 0}
+    enc, dec = model.encoder.rsample_with_log_prob, model.decoder.rsample
+
+    def encode(v):
+        calls["encode"] += 1
+        return enc(v)
+
+    def decode(z):
+        calls["decode"] += 1
+        return dec(z)
+    monkeypatch.setattr(model.encoder, "rsample_with_log_prob", encode)
+    monkeypatch.setattr(model.decoder, "rsample", decode)
+    return calls
+
+
+@pytest.mark.parametrize("reading", objectives.READINGS)
+def test_step_draws_give_one_draw_per_network_and_input(reading, monkeypatch):
+    torch.manual_seed(0)
+    model = mlp_asvae(3, 2, hidden=16, flow_length=2)
+    x = torch.randn(8, 3)
+    calls = _counting(model, monkeypatch)
+    draws = objectives.StepDraws(model, x)
+    objectives.discriminator_loss(model, x, "asvae", draws)
+    objectives.generator_loss(model, x, "asvae", reading=reading, draws=draws)
+    assert calls == {"encode": 2, "decode": 2}             # q(z|x), q(z|x_eps); p(x|z), p(x|z_eps)
+    calls.update(encode=0, decode=0)
+    objectives.discriminator_loss(model, x, "asvae")
+    objectives.generator_loss(model, x, "asvae", reading=reading)
+    assert calls == ({"encode": 4, "decode": 4} if reading == "A" else {"encode": 7, "decode": 7})
+    # the pairs are built of the shared draws: f's positive code is the x-half's, h's positive data the z-half's
+    z_eps, _ = draws.encode_with_log_prob(x)
+    (fx, fz), (fnx, fnz) = pairs.f_pairs(x, draws.z, draws.encode, draws.decode)
+    (hx, hz), (hnx, hnz) = pairs.h_pairs(x, draws.z, draws.encode, draws.decode)
+    assert fz is z_eps and hnz is z_eps and fnx is hx and hz is draws.z and hnx is draws.decode(z_eps)
+
+
+def test_discriminator_loss_on_step_draws_trains_the_discriminators_only():
+    torch.manual_seed(0)
+    model = mlp_asvae(3, 2, hidden=16, flow_length=2)
+    x = torch.randn(8, 3)
+    draws = objectives.StepDraws(model, x)
+    sum(objectives.discriminator_loss(model, x, "asvae", draws).values()).backward()
+    assert all(p.grad is None for p in model.generator_parameters())
+    assert all(p.grad is not None for p in model.discriminator_parameters())
+    objectives.generator_loss(model, x, "asvae", reading="B", draws=draws).backward()   # the draws kept their graph
+    assert all(p.grad is not None for p in model.encoder.net.parameters())
+
+
+def _mean_gradient(model, x, draws_of, seeds: int = 300):
+    """Mean and standard error over seeds of the gradient of reading B's loss in the decoder's last bias."""
+    grads = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        model.zero_grad()
+        objectives.generator_loss(model, x, "asvae", reading="B", lam=2.0, draws=draws_of()).backward()
+        grads.append(model.decoder.net[-1].bias.grad.clone())
+    g = torch.stack(grads).double()
+    return g.mean(0), g.std(0) / math.sqrt(seeds)
+
+
+def test_shared_draws_give_the_same_expected_gradient():
+    """Sharing draws changes how the losses' samples depend on each other, not what each estimates:
+    the mean gradient over seeds agrees with fresh draws within the Monte Carlo error, while the
+    gradient without reading B's saddle term (what a detached draw would give) does not."""
+    torch.manual_seed(1)
+    model = mlp_asvae(3, 2, hidden=16, flow_length=2).eval()      # no dropout: the draws are all the noise
+    x = torch.randn(32, 3)
+    fresh, se_fresh = _mean_gradient(model, x, lambda: None)
+    shared, se_shared = _mean_gradient(model, x, lambda: objectives.StepDraws(model, x))
+    se = (se_fresh**2 + se_shared**2).sqrt()
+    assert ((fresh - shared).abs() < 4 * se).all(), ((fresh - shared) / se)
+    grads = []
+    for seed in range(300):
+        torch.manual_seed(seed)
+        model.zero_grad()
+        objectives.generator_loss(model, x, "asvae", reading="A").backward()
+        grads.append(model.decoder.net[-1].bias.grad.clone())
+    without_saddle = torch.stack(grads).double().mean(0)
+    assert ((without_saddle - shared).abs() > 4 * se).any()

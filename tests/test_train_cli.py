@@ -198,8 +198,29 @@ def test_bench_step_throughput_quick(method):
     assert row["batch_size"] == 100
     assert math.isfinite(row["images_per_second"]) and row["images_per_second"] > 0
     assert row["images_per_second"] == pytest.approx(row["batch_size"] / row["seconds_per_step"])
+    assert row["gflops_per_second"] == pytest.approx(row["flops_per_image"] * 100 / row["seconds_per_step"] / 1e9)
     # CPU: the process's peak resident set, which holds at least torch itself (~100s of MB)
     assert 50 < row["peak_memory_mb"] < 1e6
+
+
+def test_bench_counts_a_vae_steps_flops_by_hand():
+    """Per image, each linear layer (in, out) costs 2 in out FLOPs forwards, as much for its weight's
+    gradient and as much for its input's, except the encoder's first (the data need no gradient).
+    The flow's matrix-vector products are not counted (FlopCounterMode counts matrix products)."""
+    spec = experiments.experiment("mnist", "quick")
+    torch.manual_seed(0)
+    model = spec.build_model((1, 28, 28))
+    x = torch.rand(100, 784)
+    trainer = train.Trainer(model, train.TrainConfig(method="vae", device="cpu", **spec.train.__dict__), x, x[:2],
+                            progress=False)
+    z, hidden = spec.model.z_dim, spec.model.hidden
+    layers = [(784, hidden), (hidden, hidden), (hidden, 2 * z), (z, hidden), (hidden, hidden), (hidden, 784)]
+    assert bench.step_flops(trainer, x) == 100 * (6 * sum(a * b for a, b in layers) - 2 * 784 * hidden)
+
+
+def test_bench_matmul_gflops_is_positive_and_finite():
+    rate = bench.matmul_gflops(torch.device("cpu"), n=200, repeats=3)
+    assert math.isfinite(rate) and rate > 0
 
 
 def test_bench_sampling_throughput_quick():
