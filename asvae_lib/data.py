@@ -38,6 +38,7 @@ import gzip
 import math
 import os
 import socket
+import urllib.parse
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,7 @@ IMAGENET32_ROWS = {"train": 1_281_167, "test": 50_000}
 IMAGENET32_VAL = 10_000
 _TITLES = {"mnist": "MNIST", "cifar10": "CIFAR-10", "imagenet32": "ImageNet 32x32"}
 SHAPES = {"mnist": (1, 28, 28), "cifar10": (3, 32, 32), "imagenet32": (3, 32, 32)}   # (C, H, W)
+PROBE_TIMEOUT_S = 5.0       # how long a download server may take to accept a connection before the download starts
 DOWNLOAD_TIMEOUT_S = 60.0   # a server silent this long (connecting, or between two reads) counts as unreachable
 
 
@@ -239,6 +241,26 @@ def _socket_timeout(seconds: float):
         socket.setdefaulttimeout(previous)
 
 
+def _one_line(error: BaseException, limit: int = 200) -> str:
+    """An exception as one line: its whitespace collapsed, cut at a word boundary with "..." past ``limit``."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
+def _reachable(urls, timeout_s: float) -> bool:
+    """Whether any of the download servers accepts a connection within ``timeout_s`` (a machine
+    without network answers at once, instead of waiting out a timeout per mirror)."""
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        try:
+            socket.create_connection((parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)),
+                                     timeout=timeout_s).close()
+            return True
+        except OSError:
+            continue
+    return False
+
+
 def _torchvision(name: str, root: Path, timeout_s: float = DOWNLOAD_TIMEOUT_S) -> ImageData:
     """MNIST or CIFAR-10 from torchvision (downloaded once, md5-checked), split off a validation set.
     ``timeout_s=0`` makes every socket non-blocking: a download then fails at once (the smoke test)."""
@@ -251,13 +273,16 @@ def _torchvision(name: str, root: Path, timeout_s: float = DOWNLOAD_TIMEOUT_S) -
         shape, n_val = SHAPES[name], 5_000
         todo = (f"could not download CIFAR-10 to {root}; connect to the internet, or copy the official "
                 f"{CIFAR10_ARCHIVE} (https://www.cs.toronto.edu/~kriz/cifar.html) into {root}/ and run again.")
+    mirrors = [u for u in (getattr(cls, "mirrors", None) or [getattr(cls, "url", None)]) if u]
+    if mirrors and not _files_here(name, root) and not _reachable(mirrors, min(timeout_s, PROBE_TIMEOUT_S)):
+        raise DataUnavailable(f"{todo} (no download server answered: {', '.join(mirrors)})")
     root.mkdir(parents=True, exist_ok=True)
     try:
         with open(root / f".{name}.lock", "w") as lock, _socket_timeout(timeout_s):
             fcntl.flock(lock, fcntl.LOCK_EX)               # several runs started together unpack once
             full, test = [torch.as_tensor(cls(str(root), train=t, download=True).data) for t in (True, False)]
     except (OSError, RuntimeError) as error:
-        raise DataUnavailable(f"{todo} ({type(error).__name__}: {str(error).strip()[:200]})") from error
+        raise DataUnavailable(f"{todo} ({_one_line(error)})") from error
     if name == "cifar10":   # torchvision keeps CIFAR-10 as (N, H, W, C)
         full, test = full.permute(0, 3, 1, 2), test.permute(0, 3, 1, 2)
     full, test = full.reshape(len(full), -1), test.reshape(len(test), -1)

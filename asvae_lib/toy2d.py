@@ -25,6 +25,8 @@ import argparse
 import json
 import math
 import multiprocessing
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -43,7 +45,7 @@ from .metrics2d import (
 )
 from .models import mlp_asvae
 from .objectives import elbo
-from .trainer import TrainConfig, Trainer, TrainingDiverged
+from .trainer import TrainConfig, Trainer, TrainingDiverged, TrainingInterrupted
 
 RESULTS = REPO / "results" / "toy2d"
 SCAN = REPO / "results" / "toy2d-scan"          # the short scan that chose reading B's lam (best_lam)
@@ -138,17 +140,25 @@ def measure(model, centres, val_x) -> dict:
 
 
 def run(dataset: str, name: str, seed: int, steps: int = STEPS, marks=MARKS, progress: bool = False,
-        keep_model: bool = False) -> dict:
+        keep_model: bool = False, run_dir: Path | None = None) -> dict:
     """Train configuration ``name`` on ``dataset`` with ``seed`` for ``steps`` steps; score it at ``marks``.
-    With ``keep_model`` the record also holds the trained model (key ``model``, not saved as JSON)."""
+    With ``keep_model`` the record also holds the trained model (key ``model``, not saved as JSON).
+
+    With a ``run_dir`` the run keeps checkpoints there and its curve in ``curve.json``, and an
+    interrupted run resumes where it stopped, to the same record: :func:`measure` re-seeds the
+    random generator, so a run resumed at a mark measures it again and continues exactly."""
     config = CONFIGS[name]
     centres, train_x, val_x, _ = data(dataset)
     model = build(config, seed)
     settings = {k: v for k, v in config.items() if k not in _MODEL_KEYS}
     cfg = TrainConfig(lr=LR, batch_size=BATCH, max_steps=0, eval_every=250, seed=seed, device="cpu", **settings)
-    trainer = Trainer(model, cfg, train_x, val_x, progress=progress)
-    start, curve, diverged = time.time(), [], None
+    trainer = Trainer(model, cfg, train_x, val_x, run_dir, progress=progress)
+    saved = run_dir / "curve.json" if run_dir is not None else None
+    curve = [c for c in json.loads(saved.read_text()) if c["step"] < trainer.step] if saved and saved.exists() else []
+    start, diverged = time.time(), None
     for mark in [m for m in marks if m < steps] + [steps]:
+        if mark < trainer.step:                    # measured before the run was interrupted (in curve.json)
+            continue
         trainer.config.max_steps = mark
         try:
             trainer.fit()
@@ -157,6 +167,9 @@ def run(dataset: str, name: str, seed: int, steps: int = STEPS, marks=MARKS, pro
             curve.append({"step": trainer.step, **measure(trainer.model, centres, val_x)})
             break
         curve.append({"step": mark, **measure(trainer.model, centres, val_x)})
+        if saved is not None:
+            saved.with_suffix(".tmp").write_text(json.dumps(curve))
+            saved.with_suffix(".tmp").replace(saved)
     last = trainer.history[-50:]
     disc = {k: sum(r.get(k, math.nan) for r in last) / len(last) for k in last[0]
             if k.startswith("loss_") and k != "loss_gen"}
@@ -212,11 +225,20 @@ def summary(records: dict, name: str, key: str) -> tuple:
     return values.median().item(), values.min().item(), values.max().item()
 
 
+def run_folder(dataset: str, name: str, seed: int) -> Path:
+    """Where a sweep's run keeps its checkpoints until its record is saved: under ``$ASVAE_RUNS``
+    (else ``runs/``), ``toy2d/<dataset>/<config>-seed<k>``."""
+    root = Path(os.environ.get("ASVAE_RUNS") or REPO / "runs")
+    return root / "toy2d" / path(dataset, name, seed, root).relative_to(root).with_suffix("")
+
+
 def _job(args):
     dataset, name, seed, steps, root = args
     torch.set_num_threads(1)
-    record = run(dataset, name, seed, steps, keep_model=seed == 0)
+    folder = run_folder(dataset, name, seed)
+    record = run(dataset, name, seed, steps, keep_model=seed == 0, run_dir=folder)
     save(record, root)
+    shutil.rmtree(folder, ignore_errors=True)        # the record is the result; the checkpoints have done their job
     f = record["final"]
     return f"{dataset:5s} {name:30s} seed {seed}: modes {f['modes']:2d} good {f['good']:.3f} " \
            f"rec {f['rec. error']:.4f} ({record['seconds']:.0f} s)"
@@ -239,13 +261,18 @@ def main(argv=None) -> int:
     todo = [(d, n, s, args.steps, Path(args.out)) for d in args.dataset for n in names for s in args.seeds
             if args.redo or not path(d, n, s, args.out).exists()]
     print(f"{len(todo)} runs to do", flush=True)
-    if args.jobs > 1:
-        with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
-            for line in pool.imap_unordered(_job, todo):
-                print(line, flush=True)
-    else:
-        for job in todo:
-            print(_job(job), flush=True)
+    try:
+        if args.jobs > 1:
+            with multiprocessing.get_context("spawn").Pool(args.jobs) as pool:
+                for line in pool.imap_unordered(_job, todo):
+                    print(line, flush=True)
+        else:
+            for job in todo:
+                print(_job(job), flush=True)
+    except TrainingInterrupted as e:
+        print(f"{e.what}: {e.saved}; the finished runs are in {args.out}: run the same command again to go on",
+              file=sys.stderr)
+        return 128 + e.signum
     return 0
 
 

@@ -14,11 +14,15 @@ loads its checkpoint and re-scores it. The command line also copies the result f
 and the encoder's and decoder's weights, to ``results/``, the record the chapters read.
 """
 import argparse
+import contextlib
 import json
+import math
 import os
+import pickle
 import shlex
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -30,9 +34,12 @@ from .experiments import REPO, RunResult
 from .profile import PROFILES, smoke
 from .profile import profile as active_profile
 from .trainer import (
+    CheckpointUnreadable,
+    CheckpointWriteFailed,
     RunFolderBusy,
     TrainConfig,
     Trainer,
+    TrainingDiverged,
     TrainingInterrupted,
     pick_device,
 )
@@ -74,29 +81,31 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
         raise ValueError(f"max_minutes {max_minutes} (--max-minutes): give 0 (no cap) or a positive number of minutes")
     pick_device(device)
     spec = experiment or experiments.experiment(dataset, profile)
-    if lr is not None and not lr > 0:
-        raise ValueError(f"learning rate {lr} (--lr): give a positive number, e.g. 1e-4")
+    if lr is not None and not (math.isfinite(lr) and lr > 0):
+        raise ValueError(f"learning rate {lr} (--lr): give a finite number > 0, e.g. 1e-4")
     if lr is not None and lr != spec.train.lr:
         spec = spec.changed(train={"lr": lr})
     else:
         lr = None
     if iwae_ks is not None:
+        if not iwae_ks or any(not isinstance(k, int) or k < 1 for k in iwae_ks):
+            raise ValueError(f"--iwae-ks {' '.join(map(str, iwae_ks))}: give whole numbers >= 1, e.g. 1000 5000")
         spec = spec.changed(eval={"iwae_ks": tuple(iwae_ks)})
+    cfg = TrainConfig(method=method, seed=seed, device=device, max_minutes=max_minutes, reading=reading, lam=lam,
+                      **spec.train.__dict__).check()
     run_dir = run_folder(dataset, experiments.run_name(method, reading, lam, seed, lr), profile, runs_dir)
     _check_spec(run_dir, spec)
     data = datasets.load(dataset, profile, root=REPO / "data" / "cache")
 
     torch.manual_seed(seed)
     model = spec.build_model(data.shape)
-    cfg = TrainConfig(method=method, seed=seed, device=device, max_minutes=max_minutes, reading=reading, lam=lam,
-                      **spec.train.__dict__)
     trainer = Trainer(model, cfg, data.train, datasets.fixed_dequantize(data.val, seed), run_dir, progress,
                       transform=datasets.dequantize)
     trainer.data = data                     # kept for the caller's pictures (no second load)
     _make_run_folder(run_dir, spec)         # only now: the checkpoint, if any, fitted the model
     trainer.fit()
     if (run_dir / "best.pt").exists():
-        model.load_state_dict(torch.load(run_dir / "best.pt", map_location=trainer.device, weights_only=False)["model"])
+        model.load_state_dict(_best_weights(run_dir / "best.pt", trainer.device))
     result = RunResult(dataset, method, profile, seed, data.source, data.stand_in, spec,
                        experiments.provenance(trainer.device), trainer.step, trainer.epoch, trainer.seconds,
                        trainer.stop_reason, _best_step(trainer), reading=reading, lam=lam, evals=trainer.evals)
@@ -106,12 +115,26 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     return model, result, trainer
 
 
+def _best_weights(path: Path, device) -> dict:
+    """The model weights of a run's ``best.pt``; a file that is not one is a CheckpointUnreadable naming it."""
+    try:
+        return torch.load(path, map_location=device, weights_only=False)["model"]
+    except (RuntimeError, EOFError, KeyError, TypeError, pickle.UnpicklingError, zipfile.BadZipFile) as error:
+        raise CheckpointUnreadable(f"{path} is truncated, corrupted or not a checkpoint ({type(error).__name__}): "
+                                   f"delete it (last.pt keeps the run) and run again to re-evaluate") from None
+
+
 def _check_spec(run_dir: Path, spec: "experiments.Experiment") -> None:
     """A run folder belongs to one model and one training schedule: refuse to resume it with
     others. (The evaluation settings may change: they do not touch the weights.)"""
     path = run_dir / "spec.json"
     if path.exists():     # read through Experiment: a field added since has its default
-        held, wanted = experiments.Experiment.from_dict(json.loads(path.read_text())).to_dict(), spec.to_dict()
+        try:
+            held = experiments.Experiment.from_dict(json.loads(path.read_text())).to_dict()
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f"{path} is not a readable experiment ({type(error).__name__}: {error}); "
+                             f"restore it, or delete the run folder to start afresh") from None
+        wanted = spec.to_dict()
         if any(held[part] != wanted[part] for part in ("dataset", "model", "train")):
             raise ValueError(f"{run_dir} holds a run with other settings than {spec}; "
                              f"delete that folder or pass another --runs directory")
@@ -123,10 +146,26 @@ def _make_run_folder(run_dir: Path, spec: "experiments.Experiment") -> None:
         run_dir.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=run_dir):
             pass
+        text = json.dumps(spec.to_dict(), indent=1)
+        if (run_dir / "spec.json").exists() and (run_dir / "spec.json").read_text() == text:
+            return
+        (run_dir / "spec.json.tmp").write_text(text)
+        os.replace(run_dir / "spec.json.tmp", run_dir / "spec.json")
     except OSError as error:
-        raise ValueError(f"cannot write the run folder {run_dir} ({error.strerror}): "
+        with contextlib.suppress(OSError):
+            (run_dir / "spec.json.tmp").unlink(missing_ok=True)
+        raise ValueError(f"cannot write the run folder {run_dir} ({error.strerror}): free some space there, or "
                          f"pass a writable folder with --runs (runs_dir=) or $ASVAE_RUNS") from error
-    (run_dir / "spec.json").write_text(json.dumps(spec.to_dict(), indent=1))
+
+
+def _check_results_folder(path: Path) -> None:
+    """``--results`` must be a folder this process can write, or one it can create: checked before
+    anything is trained, so a bad path costs no work."""
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"--results {path} is a file, not a folder: give a folder for the result files")
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        raise ValueError(f"--results {path}: {existing} is not a folder this process can write; give another")
 
 
 def _best_step(trainer) -> int | None:
@@ -156,12 +195,13 @@ def main(argv=None) -> int:
                    help="score the importance-weighted bound at these k instead of the experiment's")
     args = p.parse_args(argv)
     try:
+        _check_results_folder(Path(args.results))
         model, result, trainer = run(args.dataset, args.method, args.profile, args.runs, args.seed, args.max_minutes,
                                      args.device, scored=not args.train_only, iwae_ks=args.iwae_ks,
                                      reading=args.reading, lam=args.lam, lr=args.lr)
     except TrainingInterrupted as e:        # Ctrl-C or SIGTERM: last.pt was saved at the step reached
         command = shlex.join(["python", "-m", "asvae_lib.train", *(sys.argv[1:] if argv is None else argv)])
-        print(f"{e.what}: saved {e.checkpoint}; to resume, run the same command again: {command}", file=sys.stderr)
+        print(f"{e.what}: {e.saved}; to resume, run the same command again: {command}", file=sys.stderr)
         return 128 + e.signum
     except KeyboardInterrupt:               # Ctrl-C outside training (loading, scoring): nothing is lost
         print("interrupted; the run folder keeps every checkpoint written: run the same command again",
@@ -170,6 +210,9 @@ def main(argv=None) -> int:
     except (datasets.DataUnavailable, RunFolderBusy, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except (TrainingDiverged, CheckpointWriteFailed) as e:     # after training started: what was kept, what to do
+        print(f"error: {e}", file=sys.stderr)
+        return 1
     if args.train_only:
         print(f"{result.name}: {result.steps} steps, {result.epochs:.2f} epochs, {result.train_seconds:.0f} s "
               f"of training, stopped by {result.stop_reason}; not scored (--train-only)")

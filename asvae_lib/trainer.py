@@ -27,10 +27,13 @@ objective (``objectives.generator_loss``, under reading A or B of (12)). Around 
   batch and gradients are averaged across processes after each backward pass.
 """
 import contextlib
+import errno
 import fcntl
+import io
 import math
 import os
 import pickle
+import shutil
 import signal
 import threading
 import time
@@ -69,21 +72,51 @@ class TrainConfig:
     device: str = "auto"
     amp: bool | None = None      # None: bfloat16 autocast on CUDA only
 
+    def check(self) -> "TrainConfig":
+        """Every value in its range, before anything is written or trained: a ValueError naming the
+        setting and what it accepts."""
+        objectives.check_method(self.method)
+        objectives.check_reading(self.reading, self.method)
+        at_least = {"batch_size": 1, "max_steps": 0, "disc_steps": 0, "gen_steps": 1, "eval_every": 1,
+                    "checkpoint_every": 1, "patience": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} {value!r}: give a whole number >= {low}")
+        for name, value, option in (("lr", self.lr, " (--lr)"), ("disc_lr", self.disc_lr, "")):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} {value!r}{option}: give a finite number > 0, e.g. 1e-4")
+        for name in ("kl_weight", "lam", "max_minutes"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} {value!r}: give a finite number >= 0")
+        if not 0 <= self.beta1 < 1:
+            raise ValueError(f"beta1 {self.beta1!r}: give a number in [0, 1)")
+        return self
+
 
 class TrainingDiverged(RuntimeError):
-    """A loss became NaN or infinite."""
+    """A loss, or the weights, became NaN or infinite."""
+
+
+class CheckpointWriteFailed(OSError):
+    """A checkpoint could not be written (a full disk, a lost mount): the previous one is intact."""
 
 
 class TrainingInterrupted(KeyboardInterrupt):
     """``fit`` was stopped by a signal (Ctrl-C, a notebook's stop button, SIGTERM) after
     saving ``checkpoint`` (``last.pt``; None without a run folder) at ``step``."""
 
-    def __init__(self, signum: int, step: int, checkpoint: Path | None):
+    def __init__(self, signum: int, step: int, checkpoint: Path | None, failure: str | None = None):
         self.signum, self.step, self.checkpoint = signum, step, checkpoint
         self.what = f"interrupted ({signal.Signals(signum).name}) at step {step}"
-        done = (f"saved {checkpoint}; run again with the same run folder to resume" if checkpoint is not None
-                else "nothing saved (give the trainer a run_dir to keep a checkpoint)")
-        super().__init__(f"{self.what}: {done}")
+        if checkpoint is None:
+            self.saved = "nothing saved (give the trainer a run_dir to keep a checkpoint)"
+        elif failure is None:
+            self.saved = f"saved {checkpoint}"
+        else:          # the save at this step failed; the previous checkpoint, if any, is what a rerun resumes
+            self.saved = failure
+        super().__init__(f"{self.what}: {self.saved}; run again with the same run folder to resume")
 
 
 class RunFolderBusy(RuntimeError):
@@ -104,6 +137,8 @@ def _check_device(device: torch.device, name: str) -> torch.device:
         if device.index is not None and device.index >= torch.cuda.device_count():
             raise ValueError(f"device {name!r} (--device): there are only {torch.cuda.device_count()} "
                              f"CUDA devices; {fix}, or cuda:0")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {name!r} (--device): the book trains on cpu, cuda or mps; {fix}")
     if device.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise ValueError(f"device {name!r} (--device): Apple's MPS is not available here; {fix}")
     return device
@@ -136,8 +171,10 @@ def _distributed():
 class Trainer:
     def __init__(self, model, config: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor,
                  run_dir: str | os.PathLike | None = None, progress: bool = True, transform=None):
-        objectives.check_method(config.method)
-        objectives.check_reading(config.reading, config.method)
+        config.check()
+        if config.batch_size > len(train_x):
+            raise ValueError(f"batch_size {config.batch_size} is larger than the training set ({len(train_x)} rows): "
+                             f"give at most {len(train_x)}")
         self.config, self.progress = config, progress
         self.rank, self.world = _distributed()
         self.device = pick_device(config.device)
@@ -152,6 +189,7 @@ class Trainer:
         self.step, self.history, self.evals = 0, [], []
         self.best, self.bad_evals, self.stopped_early = math.inf, 0, False
         self.seconds, self.stop_reason = 0.0, None   # training time (evaluation excluded), why fit() ended
+        self._saved_steps = {}                        # checkpoint name -> the step it holds (written or loaded)
         torch.manual_seed(config.seed + self.rank)
         if self.world > 1:                        # every process starts from rank 0's weights
             for p in self.model.parameters():
@@ -186,14 +224,22 @@ class Trainer:
                     dist.all_reduce(p.grad)
                     p.grad /= self.world
 
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """Why the run stopped, where its last finite checkpoint is (``save`` writes no other kind),
+        and what to change: resuming alone would diverge at the same step (the run is deterministic)."""
+        last = self.run_dir / "last.pt" if self.run_dir is not None else None
+        where = (f"the last checkpoint, with finite weights, is {last} (step {self._saved_steps.get('last.pt', '?')})"
+                 if last is not None and last.exists() else
+                 "no checkpoint was written yet" if last is not None else
+                 "nothing was saved (give the trainer a run_dir to keep checkpoints)")
+        return TrainingDiverged(
+            f"step {self.step}: {what} ({self.config.method}); {where}. The same run diverges again at the "
+            f"same step: train a new run with a lower learning rate (--lr {self.config.lr / 10:g}, now "
+            f"{self.config.lr:g}), or check the data")
+
     def _apply(self, loss, opt, params, name):
         if not torch.isfinite(loss):
-            last = self.run_dir / "last.pt" if self.run_dir is not None else None
-            where = f"the last good checkpoint is {last}" if last is not None and last.exists() else \
-                "no checkpoint was written (give the trainer a run_dir to keep one)"
-            raise TrainingDiverged(
-                f"step {self.step}: {name} became {loss.item()} ({self.config.method}); {where}. "
-                f"Lower the learning rate (now {self.config.lr}) or check the data, then run again to resume.")
+            raise self._diverged(f"{name} became {loss.item()}")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         self._average_gradients(params)
@@ -250,10 +296,25 @@ class Trainer:
         # flood of them during a long cell can drop the kernel's final messages (nbval then times out)
         bar = tqdm(total=cfg.max_steps, initial=self.step, desc=cfg.method, mininterval=1.0,
                    disable=not self.progress or self.rank != 0)
+        try:
+            self._steps(bar)
+        finally:
+            bar.close()                          # an error message then starts on a line of its own
+        if not self.evals or self.evals[-1]["step"] != self.step:
+            self._evaluate_and_maybe_stop()      # score the final weights too
+        self.stop_reason = ("early stopping" if self.stopped_early else
+                            "step limit" if self.step >= cfg.max_steps else f"time limit ({cfg.max_minutes} min)")
+        self.save("last.pt")
+
+    def _steps(self, bar) -> None:
+        """Train until the step limit, early stopping or the time cap; stop cleanly when asked."""
+        cfg = self.config
         while self.step < cfg.max_steps and not self.stopped_early and not self._out_of_time():
             if self._stop_requested():
-                bar.close()
-                self.save("last.pt")        # between two steps: a state a resumed run continues exactly
+                try:
+                    self.save("last.pt")    # between two steps: a state a resumed run continues exactly
+                except CheckpointWriteFailed as failure:
+                    raise self._interruption(str(failure)) from None
                 raise self._interruption()
             start = time.perf_counter()
             record = self.train_step(self.batch(self.step))
@@ -266,12 +327,6 @@ class Trainer:
                 bar.set_postfix(rec_x=f"{self.evals[-1]['rec_x']:.3g}", rec_z=f"{self.evals[-1]['rec_z']:.3g}")
             if self.step % cfg.checkpoint_every == 0:
                 self.save("last.pt")
-        bar.close()
-        if not self.evals or self.evals[-1]["step"] != self.step:
-            self._evaluate_and_maybe_stop()      # score the final weights too
-        self.stop_reason = ("early stopping" if self.stopped_early else
-                            "step limit" if self.step >= cfg.max_steps else f"time limit ({cfg.max_minutes} min)")
-        self.save("last.pt")
 
     def _out_of_time(self) -> bool:
         return self.config.max_minutes > 0 and self.seconds >= 60 * self.config.max_minutes
@@ -320,10 +375,11 @@ class Trainer:
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
         return bool(flag.item())
 
-    def _interruption(self) -> TrainingInterrupted:
-        """The exception that ends an interrupted ``fit``; it says where ``last.pt`` is and how to resume."""
+    def _interruption(self, failure: str | None = None) -> TrainingInterrupted:
+        """The exception that ends an interrupted ``fit``; it says where ``last.pt`` is and how to resume
+        (``failure``: why this step's checkpoint could not be written)."""
         stop = TrainingInterrupted(self._signal or signal.SIGINT, self.step,
-                                   self.run_dir / "last.pt" if self.run_dir is not None else None)
+                                   self.run_dir / "last.pt" if self.run_dir is not None else None, failure)
         self.stop_reason = stop.what
         return stop
 
@@ -363,13 +419,40 @@ class Trainer:
                 "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
 
     def save(self, name: str) -> None:
-        """Write ``run_dir/name`` atomically: a crash mid-write leaves the old file intact."""
+        """Write ``run_dir/name`` atomically: a crash mid-write leaves the old file intact.
+
+        Weights that are not finite are never written (:class:`TrainingDiverged`). The checkpoint
+        is serialised in memory first, so its size is known: with less space free than that, or
+        when the write fails, the temporary file is removed, the previous checkpoint stays as it
+        was, and :class:`CheckpointWriteFailed` says which file, how much space it needs and how
+        to resume."""
         if self.run_dir is None or self.rank != 0:
             return
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = self.run_dir / (name + ".tmp")
-        torch.save(self.state(), tmp)
-        os.replace(tmp, self.run_dir / name)
+        if not all(torch.isfinite(p).all() for p in self.model.state_dict().values() if p.is_floating_point()):
+            raise self._diverged("the weights are no longer finite")
+        path, tmp = self.run_dir / name, self.run_dir / (name + ".tmp")
+        buffer = io.BytesIO()
+        torch.save(self.state(), buffer)
+        need = buffer.getbuffer().nbytes
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            free = shutil.disk_usage(self.run_dir).free
+            if free < need:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            with open(tmp, "wb") as f:
+                f.write(buffer.getbuffer())
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except OSError as error:
+            tmp.unlink(missing_ok=True)
+            kept = (f"the previous {name} (step {self._saved_steps.get(name, 'of an earlier run')}) is intact"
+                    if path.exists() else f"no {name} was written before")
+            raise CheckpointWriteFailed(
+                f"could not write {path} at step {self.step} ({error.strerror or error}): it needs "
+                f"{need / 2**20:.1f} MB, {shutil.disk_usage(self.run_dir).free / 2**20:.1f} MB are free there; "
+                f"{kept}. Free some space, then run the same command again to resume") from None
+        self._saved_steps[name] = self.step
 
     def load(self, path) -> None:
         """Resume from a checkpoint; one that cannot be read or does not fit is a :class:`CheckpointUnreadable`."""
@@ -379,6 +462,17 @@ class Trainer:
             raise CheckpointUnreadable(
                 f"{path} is truncated or corrupted ({str(error).strip().splitlines()[0][:120]}); delete it to "
                 f"start this run afresh, or put back a good copy, then run again") from error
+        needed = ("config", "step", "model", "opt_gen", "opt_disc", "history", "evals", "best", "bad_evals",
+                  "stopped_early", "rng_cpu", "rng_cuda")
+        if not isinstance(state, dict) or any(k not in state for k in needed):
+            held = sorted(state)[:4] if isinstance(state, dict) else type(state).__name__
+            raise CheckpointUnreadable(
+                f"{path} is not a training checkpoint (it holds {held}...; weights alone, such as a "
+                f"results/*.pt file, cannot be resumed): move it away to start this run afresh")
+        if state["config"].get("seed", 0) != self.config.seed:
+            raise ValueError(f"{path} holds a run of seed {state['config'].get('seed', 0)}, not {self.config.seed}: "
+                             f"give --seed {state['config'].get('seed', 0)} to resume or re-score it, or use "
+                             f"another run folder")
         if state["config"]["method"] != self.config.method:
             raise ValueError(f"{path} holds a {state['config']['method']!r} run, not {self.config.method!r}: "
                              f"use another run folder or the same method")
@@ -396,6 +490,7 @@ class Trainer:
         self.opt_disc.load_state_dict(state["opt_disc"])
         for key in ("step", "history", "evals", "best", "bad_evals", "stopped_early"):
             setattr(self, key, state[key])
+        self._saved_steps["last.pt"] = self.step
         self.seconds = state.get("seconds", 0.0)
         torch.set_rng_state(state["rng_cpu"])
         if state["rng_cuda"] is not None and torch.cuda.is_available():

@@ -340,3 +340,26 @@ def test_the_test_slice_is_rebuilt_from_idx_files(tmp_path):
         assert (np.bincount(f["labels"]) == 3).all()
         assert np.array_equal(f["images"], pixels.reshape(10_000, -1)[f["index"]])
         assert np.array_equal(f["labels"], labels[f["index"]])
+
+
+def test_no_download_server_means_one_line_at_once(tmp_path, monkeypatch):
+    """A machine without network: the real torchvision MNIST class, its mirrors a closed port on
+    127.0.0.1 (refused at once); the loader says what to do in one line, without waiting out a
+    timeout per mirror."""
+    import torchvision.datasets
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]                  # bound, never listening: connections are refused
+        monkeypatch.setattr(torchvision.datasets.MNIST, "mirrors", [f"http://127.0.0.1:{port}/mnist/"] * 2)
+        start = time.perf_counter()
+        with pytest.raises(DataUnavailable, match="could not download MNIST") as info:
+            data.load("mnist", "full", root=tmp_path)
+    assert time.perf_counter() - start < 5
+    assert "\n" not in str(info.value) and "no download server answered" in str(info.value)
+
+
+def test_an_error_becomes_one_line_cut_at_a_word():
+    error = RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried http://a/, got:\n" + "word " * 80)
+    line = data._one_line(error, limit=120)
+    assert "\n" not in line and line.startswith("RuntimeError: Error downloading") and line.endswith(" ...")
+    assert len(line) <= 124 and line[:-4].split()[-1] == "word"

@@ -103,3 +103,44 @@ def test_the_verdict_names_the_reading_and_collapse_never_counts_as_reconstructi
     assert rows["AS-VAE-g generates better than the VAE", "B, lam 1"] == "held"
     assert rows["asvae works", "A"] == "not held" and rows["asvae works", "B, lam 1"] == "held"
     assert ("AS-VAE balances both", "B, lam 3") not in rows            # no runs, no row
+
+
+@pytest.mark.parametrize("stop_at", [15, 20], ids=["between marks", "at a mark"])
+def test_an_interrupted_sweep_run_resumes_to_the_same_record(tmp_path, monkeypatch, stop_at):
+    import signal
+
+    from asvae_lib.trainer import Trainer, TrainingInterrupted
+    whole = toy2d.run("ring", "asvae", seed=1, steps=40, marks=(10, 20))
+    step = Trainer.train_step
+
+    def stopped_once(self, x):
+        if self.step == stop_at and not stopped_once.done:
+            stopped_once.done, self._signal = True, signal.SIGTERM
+        return step(self, x)
+    stopped_once.done = False
+    monkeypatch.setattr(Trainer, "train_step", stopped_once)
+    with pytest.raises(TrainingInterrupted):
+        toy2d.run("ring", "asvae", seed=1, steps=40, marks=(10, 20), run_dir=tmp_path)
+    assert (tmp_path / "last.pt").exists() and (tmp_path / "curve.json").exists()
+    resumed = toy2d.run("ring", "asvae", seed=1, steps=40, marks=(10, 20), run_dir=tmp_path)
+    assert resumed["curve"] == whole["curve"] and resumed["final"] == whole["final"]
+
+
+def test_the_sweep_on_sigterm_is_one_line_and_keeps_the_run(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from asvae_lib.trainer import Trainer
+    monkeypatch.setenv("ASVAE_RUNS", str(tmp_path / "runs"))
+    step = Trainer.train_step
+
+    def stopped(self, x):
+        if self.step == 5:
+            self._signal = signal.SIGTERM
+        return step(self, x)
+    monkeypatch.setattr(Trainer, "train_step", stopped)
+    code = toy2d.main(["--dataset", "ring", "--configs", "vae", "--seeds", "0", "--steps", "20",
+                       "--out", str(tmp_path / "out")])
+    assert code == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "run the same command again" in err
+    assert (toy2d.run_folder("ring", "vae", 0) / "last.pt").exists()
