@@ -39,9 +39,9 @@ class MLP:
     kind: str = "mlp"
     amortised_flow: bool = False
 
-    def build(self, shape) -> torch.nn.Module:
+    def build(self, shape, joint_discriminator: bool = False) -> torch.nn.Module:
         return mlp_asvae(math.prod(shape), self.z_dim, self.hidden, self.depth, self.flow_length, bernoulli=True,
-                         amortised_flow=self.amortised_flow)
+                         amortised_flow=self.amortised_flow, joint_discriminator=joint_discriminator)
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,10 @@ class Conv:
     decoder_log_var: float = 0.0
     kind: str = "conv"
 
-    def build(self, shape) -> torch.nn.Module:
+    def build(self, shape, joint_discriminator: bool = False) -> torch.nn.Module:
+        if joint_discriminator:
+            raise ValueError("the convolutional networks have no joint discriminator g: asvae-pathwise runs on "
+                             "MNIST and the 2-D data only")
         return conv_asvae(tuple(shape), self.z_dim, self.width, decoder_log_var=self.decoder_log_var)
 
 
@@ -90,8 +93,10 @@ class Experiment:
     train: Schedule
     eval: Evaluation
 
-    def build_model(self, shape) -> torch.nn.Module:
-        return self.model.build(shape)
+    def build_model(self, shape, method: str | None = None) -> torch.nn.Module:
+        """The networks for data of ``shape``; the book's asvae-pathwise also gets its joint discriminator g
+        (initialised after the rest, so the other networks start as in every other method)."""
+        return self.model.build(shape, joint_discriminator=method == "asvae-pathwise")
 
     def changed(self, **parts: dict) -> "Experiment":
         """A copy with some fields of its parts changed, e.g. ``spec.changed(model={"flow_length": 0})``."""
@@ -225,6 +230,12 @@ def run_name(method: str, reading: str = "A", lam: float = 1.0, seed: int = 0, l
     VAE of reading A, seed 0, at the profile's learning rate."""
     return (method + (f"-B{lam:g}" if reading == "B" else "") + (f"-seed{seed}" if seed else "")
             + (f"-lr{lr:g}" if lr is not None else ""))
+
+
+# chapter 7's full-profile runs, by run name (make mnist trains them; tests/test_train_cli.py checks the two agree)
+MNIST_RUNS = {"vae": "VAE", "asvae": "AS-VAE, reading A", "asvae-B3": "AS-VAE, reading B, lam 3",
+              "asvae-r": "AS-VAE-r", "asvae-pathwise": "AS-VAE-pathwise (the book's)", "asvae-g": "AS-VAE-g, reading A",
+              "asvae-g-B3": "AS-VAE-g, reading B, lam 3", "vae-seed1": "VAE, seed 1", "vae-seed2": "VAE, seed 2"}
 
 
 def result_path(dataset: str, name: str, profile: str = "full", results_dir=RESULTS) -> Path:

@@ -98,7 +98,7 @@ def run(dataset: str, method: str, profile: str | None = None, runs_dir=None, se
     data = datasets.load(dataset, profile, root=REPO / "data" / "cache")
 
     torch.manual_seed(seed)
-    model = spec.build_model(data.shape)
+    model = spec.build_model(data.shape, method)
     trainer = Trainer(model, cfg, data.train, datasets.fixed_dequantize(data.val, seed), run_dir, progress,
                       transform=datasets.dequantize)
     trainer.data = data                     # kept for the caller's pictures (no second load)

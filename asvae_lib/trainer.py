@@ -172,6 +172,9 @@ class Trainer:
     def __init__(self, model, config: TrainConfig, train_x: torch.Tensor, val_x: torch.Tensor,
                  run_dir: str | os.PathLike | None = None, progress: bool = True, transform=None):
         config.check()
+        if config.method == "asvae-pathwise" and getattr(model, "g", None) is None:
+            raise ValueError("asvae-pathwise needs the joint discriminator g: build the model with "
+                             "joint_discriminator=True (models.mlp_asvae)")
         if config.batch_size > len(train_x):
             raise ValueError(f"batch_size {config.batch_size} is larger than the training set ({len(train_x)} rows): "
                              f"give at most {len(train_x)}")

@@ -488,9 +488,7 @@ assert median_of([r["train_seconds"] for r in cells[("amortised", 6000)]]) > \
 
 # %%
 print(inspect.getsource(experiments.load_trained))
-MNIST_RUNS = {"vae": "VAE", "asvae": "AS-VAE, reading A", "asvae-B3": "AS-VAE, reading B, lam 3",
-              "asvae-r": "AS-VAE-r", "asvae-pathwise": "AS-VAE-pathwise (the book's)", "asvae-g": "AS-VAE-g, reading A",
-              "asvae-g-B3": "AS-VAE-g, reading B, lam 3", "vae-seed1": "VAE, seed 1", "vae-seed2": "VAE, seed 2"}
+MNIST_RUNS = experiments.MNIST_RUNS       # run name -> what it is; make mnist trains these
 print(f"{'run':18s} {'what':30s} {'epochs':>7s} {'hours':>6s} {'stopped by':24s} {'ELBO':>7s} IWAE (k: nats)")
 for name in [*MNIST_RUNS, *(n for n in stored_runs if n not in MNIST_RUNS)]:
     r = stored_runs.get(name)

@@ -369,3 +369,24 @@ def test_cli_reading_b_seed_and_lr_name_the_run_folder_and_the_result(tmp_path, 
                        "--runs", str(runs)]) == 2
     assert "reading 'B'" in capsys.readouterr().err
     assert not (runs / "quick" / "mnist" / "vae-B1").exists()
+
+
+def test_pathwise_gets_its_joint_discriminator_on_mnist_and_is_refused_on_images(tmp_path, shrink):
+    shrink(max_steps=4)
+    model, result, _ = train.run("mnist", "asvae-pathwise", "quick", runs_dir=tmp_path, progress=False)
+    assert model.g is not None and result.steps == 4 and math.isfinite(result.nll_nats())
+    plain = experiments.experiment("mnist", "quick").build_model((1, 28, 28), "asvae")
+    assert plain.g is None
+    with pytest.raises(ValueError, match="no joint discriminator g"):
+        experiments.experiment("cifar10", "quick").build_model((3, 32, 32), "asvae-pathwise")
+
+
+def test_make_mnist_trains_the_runs_chapter_7_lists():
+    text = (ROOT / "Makefile").read_text()
+    block = text[text.index("MNIST_RUNS :="):].split("\nTRAIN_ARGS")[0].replace("\\\n", " ")
+    names = []
+    for args in re.findall(r'"([^"]+)"', block):
+        parsed = dict(zip(["method", *args.split()[1::2]], [args.split()[0], *args.split()[2::2]]))
+        names.append(experiments.run_name(parsed["method"], parsed.get("--reading", "A"),
+                                          float(parsed.get("--lam", 1.0)), int(parsed.get("--seed", 0))))
+    assert names == list(experiments.MNIST_RUNS)
