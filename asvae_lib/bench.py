@@ -148,7 +148,7 @@ def _line(dataset: str, bs: int, rows: dict, matmul: float) -> str:
     return line
 
 
-def bench(profile: str = "full", steps: int = 20, device: str = "auto", batches=(100, 1000)) -> dict:
+def bench(profile: str = "full", steps: int = 20, device: str = "auto", batches=(100, 1000), datasets=BENCHED) -> dict:
     """Per dataset: the profile's batch's rows at the top level (as before), the rows of
     every batch (the profile's included) under ``batches`` (one that does not fit in GPU
     memory is left out), and sampling."""
@@ -157,7 +157,7 @@ def bench(profile: str = "full", steps: int = 20, device: str = "auto", batches=
               "load_average_1min": os.getloadavg()[0] if dev.type == "cpu" else None}
     result["matmul_gflops_per_second"] = matmul = matmul_gflops(dev)
     print(f"a 1000 x 1000 matrix product: {matmul:.1f} GFLOP/s", flush=True)
-    for dataset in BENCHED:
+    for dataset in datasets:
         per_batch, own_bs = {}, experiment(dataset, profile).train.batch_size
         for bs in sorted({own_bs, *batches}):
             try:
@@ -181,11 +181,13 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--device", default="auto")
     p.add_argument("--batches", type=int, nargs="+", default=[100, 1000], help="batch sizes (default 100 1000)")
+    p.add_argument("--datasets", nargs="+", default=list(BENCHED), choices=BENCHED)
     p.add_argument("--out", default=str(REPO / "results"))
     args = p.parse_args(argv)
-    result = bench(args.profile, args.steps, args.device, args.batches)
+    result = bench(args.profile, args.steps, args.device, args.batches, args.datasets)
     slug = "".join(c if c.isalnum() else "-" for c in result["device"].split(" (")[0].lower()).strip("-")
-    out = Path(args.out) / f"bench-{slug}.json"
+    part = "" if tuple(args.datasets) == BENCHED else "-" + "-".join(args.datasets)   # a part: its own file
+    out = Path(args.out) / f"bench-{slug}{part}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))
     print(f"written to {out}")

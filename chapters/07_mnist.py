@@ -501,6 +501,14 @@ for name in [*MNIST_RUNS, *(n for n in stored_runs if n not in MNIST_RUNS)]:
           f"{r.train_seconds / 3600:6.2f} {r.stop_reason:24s} {scores}")
 converged = {name: r for name, r in stored_runs.items() if r.stop_reason == "early stopping" and r.metrics}
 print(f"{len(converged)} of {len(MNIST_RUNS)} runs of make mnist are stored converged and scored")
+by_seed = {}
+for r in converged.values():
+    by_seed.setdefault(experiments.run_name(r.method, r.reading, r.lam), []).append(r)
+for name, seeds in by_seed.items():
+    k = max(seeds[0].experiment.eval.iwae_ks)
+    values = sorted(r.nll_nats(k) for r in seeds)
+    print(f"{name:18s} IWAE k={k} over {len(values)} seed(s): median {values[len(values) // 2]:.2f}"
+          + (f" (range {values[0]:.2f}-{values[-1]:.2f})" if len(values) > 1 else ""))
 
 # %% [markdown]
 # The validation curves of every stored run that keeps one, on one figure, by

@@ -181,6 +181,7 @@ print(f"parameters: encoder {count(model.encoder):,}, decoder {count(model.decod
 
 # %%
 bench = {path.stem: json.loads(path.read_text()) for path in sorted(experiments.RESULTS.glob("bench-*.json"))}
+bench = {name: b for name, b in bench.items() if "cifar10" in b["datasets"]}   # benches of the 32x32 networks
 rows = {}
 for b in bench.values():
     row = b["datasets"]["cifar10"]                      # the 3 x 32 x 32 networks
