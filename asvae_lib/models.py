@@ -40,7 +40,7 @@ class GaussianConditional(nn.Module):
     The flow's parameters are global (:class:`~asvae_lib.flows.PlanarFlow`, started at the
     identity) or, with ``amortised=True``, computed from ``c`` by ``net`` itself, as in [14]
     (:class:`~asvae_lib.flows.AmortisedPlanarFlow`): ``net`` then outputs ``2 dim`` numbers for the
-    Gaussian and :attr:`n_flow_params` more for the flow."""
+    Gaussian and the flow's ``n_params`` more."""
 
     def __init__(self, net: nn.Module, dim: int, flow_length: int = 0, min_log_var: float = -9.0,
                  amortised: bool = False):
@@ -49,11 +49,6 @@ class GaussianConditional(nn.Module):
         flow = AmortisedPlanarFlow if amortised else partial(PlanarFlow, start="identity")
         self.flow = flow(dim, flow_length) if flow_length else None
         self.amortised = amortised and flow_length > 0
-
-    @property
-    def n_flow_params(self) -> int:
-        """How many of ``net``'s outputs are the flow's (0 for a global flow, or none)."""
-        return self.flow.n_params if self.amortised else 0
 
     def base(self, c: torch.Tensor):
         """The Gaussian's mean and log-variance at ``c``, and the flow's parameters (an empty
