@@ -18,7 +18,7 @@ help:
 	@echo "make mnist [MAX_MINUTES=0] [TRAIN_ARGS=--train-only]"
 	@echo "               every MNIST run of chapter 7 in the full profile (MNIST_RUNS: each method, both readings"
 	@echo "               of (12), the seeds), one after another; each resumes where it stopped"
-	@echo "make mnist-parallel DEVICE=cuda MAX_MINUTES=8 [LOGS=DIR]"
+	@echo "make mnist-parallel DEVICE=cuda MAX_MINUTES=4 [LOGS=DIR] [RESULTS=DIR]"
 	@echo "               every MNIST run at once, one process each (on one GPU), each capped at MAX_MINUTES,"
 	@echo "               then each scored; resumes like make mnist (ASVAE_SMOKE=1 DEVICE=cpu: a smoke test)"
 	@echo "make assignments  student versions of the chapters with exercises -> assignments/"
@@ -68,9 +68,11 @@ train:
 MNIST_RUNS := "vae" "asvae" "asvae --reading B --lam 3" "asvae-r" "asvae-pathwise" "asvae-g" \
 	"asvae-g --reading B --lam 3" "vae --seed 1" "vae --seed 2"
 TRAIN_ARGS ?=
+RESULTS ?= $(CURDIR)/results
 mnist:
 	for r in $(MNIST_RUNS); do \
-	  $(PY) -m asvae_lib.train --dataset mnist --profile full --max-minutes $(MAX_MINUTES) $(TRAIN_ARGS) --method $$r || exit $$?; \
+	  $(PY) -m asvae_lib.train --dataset mnist --profile full --max-minutes $(MAX_MINUTES) --results $(RESULTS) \
+	    $(TRAIN_ARGS) --method $$r || exit $$?; \
 	done
 
 # the same runs at once, one process each: for a GPU lent for minutes, where the runs are too small
@@ -84,7 +86,8 @@ mnist-parallel:
 	    --train-only --method $$r > $(LOGS)/mnist-$$i.log 2>&1 & \
 	done; wait
 	for r in $(MNIST_RUNS); do \
-	  $(PY) -m asvae_lib.train --dataset mnist --profile full --device $(DEVICE) --method $$r || exit $$?; \
+	  $(PY) -m asvae_lib.train --dataset mnist --profile full --device $(DEVICE) --results $(RESULTS) \
+	    --method $$r || exit $$?; \
 	done
 
 bench:
