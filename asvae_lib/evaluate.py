@@ -25,11 +25,14 @@ import math
 import time
 
 import torch
+from tqdm.auto import tqdm
 
 from . import data as datasets
 from . import image_metrics
 from .objectives import prior_log_prob
 from .profile import smoke
+
+PROGRESS_FROM = 100     # a bound over this many chunks or more (minutes on a CPU) shows a progress bar
 
 
 @torch.no_grad()
@@ -47,7 +50,8 @@ def log_likelihood_bound(model, x: torch.Tensor, k: int = 1, batch_size: int = 5
     was_training = model.training
     model.eval()
     out = []
-    for chunk in x.split(max(batch_size // k, 1)):
+    chunks = x.split(max(batch_size // k, 1))
+    for chunk in tqdm(chunks, desc=f"bound at k = {k}", mininterval=5.0, disable=len(chunks) < PROGRESS_FROM):
         chunk = chunk.to(model.device)
         out.append((torch.logsumexp(log_weights(model, chunk, k), 0) - math.log(k)).cpu())
     model.train(was_training)
@@ -66,7 +70,9 @@ def log_likelihood_bounds(model, x: torch.Tensor, ks, batch_size: int = 500) -> 
     was_training = model.training
     model.eval()
     out = {k: [] for k in ks}
-    for chunk in x.split(max(batch_size // big, 1)):
+    chunks = x.split(max(batch_size // big, 1))
+    for chunk in tqdm(chunks, desc=f"bounds at k = {', '.join(map(str, ks))}", mininterval=5.0,
+                      disable=len(chunks) < PROGRESS_FROM):
         log_w = log_weights(model, chunk.to(model.device), big).cpu()                  # (K, n)
         for k in ks:
             blocks = log_w.reshape(big // k, k, -1)
