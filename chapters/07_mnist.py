@@ -514,7 +514,11 @@ for name, seeds in by_seed.items():
 # The validation curves of every stored run that keeps one, on one figure, by
 # epoch, so the methods are compared at equal epochs as well as at their ends (the
 # score early stopping watches, $\mathrm{rec}_x + \mathrm{rec}_z$, and the
-# validation NLL from the ELBO):
+# validation NLL from the ELBO). The validation numbers are the cross-entropy on the
+# dequantised intensities, what training minimises, with the encoder reading
+# intensities; the test table scores one binarisation, with the encoder reading binary
+# pixels. They are different quantities: compare the curves with each other, not with
+# the test table.
 
 # %%
 with_curves = {name: r for name, r in stored_runs.items() if r.evals}
