@@ -80,6 +80,7 @@ if "google.colab" in sys.modules:
 import inspect
 import json
 import math
+import statistics
 import time
 
 import ipywidgets as widgets
@@ -507,7 +508,7 @@ for r in converged.values():
 for name, seeds in by_seed.items():
     k = max(seeds[0].experiment.eval.iwae_ks)
     values = sorted(r.nll_nats(k) for r in seeds)
-    print(f"{name:18s} IWAE k={k} over {len(values)} seed(s): median {values[len(values) // 2]:.2f}"
+    print(f"{name:18s} IWAE k={k} over {len(values)} seed(s): median {statistics.median(values):.2f}"
           + (f" (range {values[0]:.2f}-{values[-1]:.2f})" if len(values) > 1 else ""))
 
 # %% [markdown]
