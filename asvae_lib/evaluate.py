@@ -47,15 +47,7 @@ def log_weights(model, x: torch.Tensor, k: int) -> torch.Tensor:
 @torch.no_grad()
 def log_likelihood_bound(model, x: torch.Tensor, k: int = 1, batch_size: int = 500) -> torch.Tensor:
     """Per-image ``log (1/k) sum_i w_i`` (the ELBO when ``k = 1``), in nats, shape ``(N,)``."""
-    was_training = model.training
-    model.eval()
-    out = []
-    chunks = x.split(max(batch_size // k, 1))
-    for chunk in tqdm(chunks, desc=f"bound at k = {k}", mininterval=5.0, disable=len(chunks) < PROGRESS_FROM):
-        chunk = chunk.to(model.device)
-        out.append((torch.logsumexp(log_weights(model, chunk, k), 0) - math.log(k)).cpu())
-    model.train(was_training)
-    return torch.cat(out)
+    return log_likelihood_bounds(model, x, (k,), batch_size)[k]
 
 
 @torch.no_grad()

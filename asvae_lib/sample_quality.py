@@ -39,8 +39,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import REPO
+from .experiments import RESULTS
 
-RESULTS = REPO / "results"
 CACHE = REPO / "data" / "cache"
 CLASSIFIER = RESULTS / "mnist-classifier.pt"
 N_REFERENCE = 5000          # official test digits [0, 5000): the reference; [5000, 10000): the real "samples"
