@@ -4,10 +4,11 @@ CHAPTERS  := $(sort $(wildcard chapters/*.py))
 NOTEBOOKS := $(CHAPTERS:.py=.ipynb)
 LIBRARY   := $(wildcard asvae_lib/*.py)
 
-.PHONY: help test lint unit chapters e2e book lab clean train mnist mnist-parallel bench timings assignments
+.PHONY: help test lint library unit chapters e2e book lab clean train mnist mnist-parallel bench timings assignments
 help:
 	@echo "make test      ruff, unit tests, notebook checks, every chapter under nbval (quick profile);"
 	@echo "               prints each chapter's time beside its budget (time never fails it)"
+	@echo "make library   write asvae_lib's science modules from the chapters' #@save cells (the chapters are the source)"
 	@echo "make e2e       run chapter 2 in JupyterLab in headless Chromium (apt-get install chromium)"
 	@echo "               (E2E_CHAPTER=07_mnist make e2e for another chapter)"
 	@echo "make book      re-execute changed chapters and store them with outputs"
@@ -27,6 +28,11 @@ help:
 	@echo "make timings   the quick start timed on a fresh clone of HEAD, held to the budgets -> results/timings-cpu.json"
 
 test: lint unit chapters
+
+# the science modules are generated from the chapters' #@save cells (asvae_lib/book/library.py);
+# tests/test_library.py fails when a module and its chapter disagree
+library:
+	$(PY) -m asvae_lib.book.library
 
 # the book's lint settings are in pyproject.toml ([tool.ruff])
 lint:
@@ -54,7 +60,7 @@ e2e:
 book: $(NOTEBOOKS)
 chapters/%.ipynb: chapters/%.py $(LIBRARY)
 	$(PY) -m jupytext --to ipynb --execute $<
-	$(PY) -m asvae_lib.notebook_outputs $@
+	$(PY) -m asvae_lib.book.notebook_outputs $@
 
 DATASET ?= mnist
 METHOD ?= asvae
@@ -91,14 +97,14 @@ mnist-parallel:
 	done
 
 bench:
-	$(PY) -m asvae_lib.bench
+	$(PY) -m asvae_lib.book.bench
 
 # the benchmark that holds the book to its time budgets (conftest.py); run it on an idle machine
 timings:
-	$(PY) -m asvae_lib.timings
+	$(PY) -m asvae_lib.book.timings
 
 assignments:
-	$(PY) -m asvae_lib.assignments --out assignments
+	$(PY) -m asvae_lib.book.assignments --out assignments
 
 # Jupyter refuses to run as root unless told to (containers often run as root);
 # LAB_ARGS passes options through, e.g. make lab LAB_ARGS="--port 9999 --no-browser"

@@ -1,6 +1,6 @@
 """Per-chapter timing for `make test`: every run prints how long each chapter took beside its
 time budget and flags the ones over it. Time is measured, never asserted: the exit status
-depends on correctness only. `make timings` (asvae_lib/timings.py) is the benchmark that holds
+depends on correctness only. `make timings` (asvae_lib/book/timings.py) is the benchmark that holds
 the book to its budgets; it sets ASVAE_TIMINGS to a JSON file, into which this run's times go.
 Also a longer wait for a cell's last outputs than nbval's hard-coded 5 s."""
 import json

@@ -66,15 +66,12 @@ if "google.colab" in sys.modules:
     print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
-import inspect
 import math
 
 import matplotlib.pyplot as plt
 import torch
 
 from asvae_lib.gaussian_world import GaussianWorld, exact_posterior
-from asvae_lib.gaussians import Gaussian, cross_entropy, kl
-from asvae_lib.kl import divergence, fit_gaussian, mixture_log_pdf, mixture_mass, normal_log_pdf
 from asvae_lib.profile import pick, profile
 
 torch.manual_seed(0)
@@ -155,6 +152,149 @@ print(f"profile={profile()}  N_MC={N_MC}  N_DATA={N_DATA}  FIT_STEPS={FIT_STEPS}
 # minimising the forward KL. Every expectation is under the encoder joint, i.e.
 # under *real data*: nothing in (2) ever evaluates the model on samples it
 # generates itself.
+
+# %% [markdown]
+# ### Gaussians in closed form
+#
+# Part I lives in a world where every distribution is Gaussian, so every quantity
+# of the paper has a closed form. A few formulas build all of them. For
+# $\mathcal N(\mu, \Sigma)$ in $d$ dimensions,
+#
+# $$
+# \log \mathcal N(x; \mu, \Sigma) = -\tfrac12\big[d\log 2\pi + \log|\Sigma| + (x-\mu)^\top\Sigma^{-1}(x-\mu)\big].
+# $$
+#
+# With a diagonal $\Sigma = \mathrm{diag}\, e^{\ell}$ (a vector $\ell$ of log-variances)
+# it is a sum of one-dimensional terms. Every diagonal Gaussian of the book uses it: the
+# prior, the networks' encoders and decoders, the Gaussian world's. Cells marked
+# `#@save gaussians` are the library's module `asvae_lib/gaussians.py` (`make library`
+# writes it from them), so later chapters import what this one defines.
+
+# %%
+#@save gaussians
+"""Multivariate Gaussians in closed form: density, entropy, cross-entropy, KL (chapter 1)."""
+import math
+from dataclasses import dataclass
+
+import torch
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def normal_log_density(y: torch.Tensor, mean, log_var: torch.Tensor) -> torch.Tensor:
+    """``log N(y; mean, exp(log_var))`` elementwise, each entry its own 1-D Gaussian:
+    ``-1/2 [log 2pi + log_var + (y - mean)^2 / exp(log_var)]``. Arguments broadcast."""
+    return -0.5 * (LOG_2PI + log_var + (y - mean) ** 2 / log_var.exp())
+
+
+def normal_log_prob(y: torch.Tensor, mean, log_var: torch.Tensor) -> torch.Tensor:
+    """``log N(y; mean, diag exp(log_var))`` for ``y`` of shape ``(..., d)``: the density above
+    with a diagonal covariance, :func:`normal_log_density` summed over the last axis.
+    ``log_var`` may be a scalar tensor (an isotropic covariance)."""
+    return normal_log_density(y, mean, log_var).sum(-1)
+
+
+# %% [markdown]
+# A full covariance needs its Cholesky factor $L L^\top = \Sigma$: the quadratic form is
+# $\|L^{-1}(x-\mu)\|^2$, the log-determinant $2\sum_i \log L_{ii}$, and a draw is
+# $\mu + L\varepsilon$ with $\varepsilon \sim \mathcal N(0, I)$ (reparametrised, so
+# gradients flow through it). The entropy is
+# $H = \tfrac12\big[d(1+\log 2\pi) + \log|\Sigma|\big]$.
+
+# %%
+#@save gaussians
+@dataclass
+class Gaussian:
+    """``N(mean, cov)`` with ``mean`` of shape ``(d,)`` and ``cov`` of shape ``(d, d)``."""
+
+    mean: torch.Tensor
+    cov: torch.Tensor
+
+    @property
+    def dim(self) -> int:
+        return self.mean.shape[-1]
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """``log N(x; mean, cov)`` for ``x`` of shape ``(..., d)``."""
+        chol = torch.linalg.cholesky(self.cov)
+        diff = (x - self.mean).unsqueeze(-1)
+        white = torch.linalg.solve_triangular(chol, diff, upper=False).squeeze(-1)
+        log_det = 2 * torch.log(torch.diagonal(chol)).sum()
+        return -0.5 * (self.dim * LOG_2PI + log_det + (white**2).sum(-1))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` draws, by ``mean + L eps`` with ``L L^T = cov`` (reparametrised)."""
+        eps = torch.randn(n, self.dim, dtype=self.mean.dtype, generator=generator)
+        return self.mean + eps @ torch.linalg.cholesky(self.cov).T
+
+    def entropy(self) -> torch.Tensor:
+        return 0.5 * (self.dim * (1 + LOG_2PI) + torch.logdet(self.cov))
+
+    def marginal(self, idx: slice) -> "Gaussian":
+        """The marginal of the coordinates ``idx`` (a slice) of a joint Gaussian."""
+        return Gaussian(self.mean[idx], self.cov[idx, idx])
+
+
+# %% [markdown]
+# The cross-entropy $-\mathbb E_{\mathcal N(\mu_1,\Sigma_1)}\log\mathcal N(x;\mu_2,\Sigma_2)$
+# needs only the second moment of the first Gaussian:
+#
+# $$
+# \tfrac12\big[d\log 2\pi + \log|\Sigma_2| + \mathrm{tr}(\Sigma_2^{-1}\Sigma_1)
+# + (\mu_1-\mu_2)^\top\Sigma_2^{-1}(\mu_1-\mu_2)\big],
+# $$
+#
+# and $\mathrm{KL}(\mathcal N_1\|\mathcal N_2)$ is that cross-entropy minus $H(\mathcal N_1)$.
+
+# %%
+#@save gaussians
+def cross_entropy(p: Gaussian, q: Gaussian) -> torch.Tensor:
+    """``-E_p[log q(x)]`` in closed form."""
+    q_inv = torch.linalg.inv(q.cov)
+    diff = p.mean - q.mean
+    return 0.5 * (
+        p.dim * LOG_2PI
+        + torch.logdet(q.cov)
+        + torch.trace(q_inv @ p.cov)
+        + diff @ q_inv @ diff
+    )
+
+
+def kl(p: Gaussian, q: Gaussian) -> torch.Tensor:
+    """``KL(p || q) = E_p[log p - log q]`` in closed form."""
+    return cross_entropy(p, q) - p.entropy()
+
+
+def standard_normal(dim: int, dtype=torch.float64) -> Gaussian:
+    """The prior ``p(z) = N(0, I)``."""
+    return Gaussian(torch.zeros(dim, dtype=dtype), torch.eye(dim, dtype=dtype))
+
+
+# %% [markdown]
+# One divergence has no closed form between Gaussians: the Jensen-Shannon divergence
+# $\tfrac12\mathrm{KL}(p\|m) + \tfrac12\mathrm{KL}(q\|m)$ with the mixture
+# $m = (p+q)/2$, which ALI's game (3) minimises (chapter 4 computes it). In a few
+# dimensions the midpoint rule on a box is accurate enough; `points ** dim` evaluations
+# limit it to those.
+
+# %%
+#@save gaussians
+def jsd(p: Gaussian, q: Gaussian, points: int = 96, width: float = 7.0) -> torch.Tensor:
+    """The Jensen-Shannon divergence ``1/2 KL(p || m) + 1/2 KL(q || m)``, ``m = (p + q) / 2``, which
+    has no closed form for Gaussians: the midpoint rule on a box of ``points`` cells per axis
+    reaching ``width`` standard deviations past both means (``points ** dim`` evaluations, so for
+    a few dimensions only). Differentiable in the parameters of ``p`` and ``q``."""
+    sd = torch.maximum(p.cov.diagonal(), q.cov.diagonal()).detach().sqrt()
+    lo = torch.minimum(p.mean, q.mean).detach() - width * sd
+    hi = torch.maximum(p.mean, q.mean).detach() + width * sd
+    mid = (torch.arange(points, dtype=sd.dtype) + 0.5) / points
+    grid = torch.stack(torch.meshgrid(*[a + (b - a) * mid for a, b in zip(lo, hi)], indexing="ij"), -1)
+    grid = grid.reshape(-1, p.dim)
+    log_p, log_q = p.log_prob(grid), q.log_prob(grid)
+    log_m = torch.logaddexp(log_p, log_q) - math.log(2)
+    cell = torch.prod((hi - lo) / points)
+    return 0.5 * cell * ((log_p.exp() * (log_p - log_m)).sum() + (log_q.exp() * (log_q - log_m)).sum())
+
 
 # %% [markdown]
 # ### Checking (2) in the Gaussian world
@@ -289,6 +429,38 @@ assert abs(tight_elbo - log_lik) < 1e-9
 # every grid point, and the data's is a log-sum-exp, so nothing underflows even
 # where $q$ is $e^{-200}$.
 
+# %% [markdown]
+# The densities of this section, as the module `asvae_lib/kl.py`: the model's normal
+# density (the log-variance form above, with a standard deviation) and the data's
+# mixture, a log-sum-exp over its components.
+
+# %%
+#@save kl
+"""KL divergences for one-dimensional densities on a grid, and fits by each KL (chapter 1).
+
+In one dimension the integrals are sums on a fine grid (the trapezoid rule), accurate far
+beyond anything the chapter checks.
+"""
+import math
+
+import torch
+
+from asvae_lib.gaussians import normal_log_density
+
+FORWARD, REVERSE, SYMMETRIC = "forward", "reverse", "symmetric"
+
+
+def normal_log_pdf(x: torch.Tensor, mean, std) -> torch.Tensor:
+    """``log N(x; mean, std^2)`` in one dimension, at every entry of ``x`` (:func:`gaussians.normal_log_density`)."""
+    return normal_log_density(x, mean, 2 * torch.as_tensor(std, dtype=x.dtype).log())
+
+
+def mixture_log_pdf(x: torch.Tensor, weights, means, stds) -> torch.Tensor:
+    """``log sum_k w_k N(x; mu_k, s_k^2)``, the density the model family lacks."""
+    comps = torch.stack([math.log(w) + normal_log_pdf(x, m, s) for w, m, s in zip(weights, means, stds)])
+    return torch.logsumexp(comps, dim=0)
+
+
 # %%
 WEIGHTS, MEANS, STDS = (0.5, 0.5), (-2.0, 2.0), (0.5, 0.5)
 grid = torch.linspace(-16, 16, 3201)
@@ -297,12 +469,55 @@ print(f"grid spacing {grid[1] - grid[0]:.3f};  integral of q on the grid = {torc
 assert abs(torch.trapezoid(log_q.exp(), grid) - 1) < 1e-10
 
 # %% [markdown]
-# The library's fitting code is short enough to read in full: L-BFGS on the two
-# parameters $(\mu, \log\sigma)$, minimising the chosen divergence on the grid.
+# Each KL is one trapezoid sum, $\mathrm{KL}(p\|q) = \int p\,(\log p - \log q)\,dx$; the
+# three criteria differ only in which density weights the log-ratio.
 
 # %%
-print(inspect.getsource(divergence))
-print(inspect.getsource(fit_gaussian))
+#@save kl
+def kl_on_grid(log_p: torch.Tensor, log_q: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """``KL(p || q) = int p (log p - log q) dx`` by the trapezoid rule on ``grid``."""
+    return torch.trapezoid(log_p.exp() * (log_p - log_q), grid)
+
+
+def divergence(kind: str, log_model: torch.Tensor, log_data: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """The divergence ``kind`` between data ``q`` and model ``p``, both given on ``grid``."""
+    forward = kl_on_grid(log_data, log_model, grid)   # KL(q || p)
+    if kind == FORWARD:
+        return forward
+    reverse = kl_on_grid(log_model, log_data, grid)   # KL(p || q)
+    if kind == REVERSE:
+        return reverse
+    if kind == SYMMETRIC:
+        return forward + reverse
+    raise ValueError(f"kind must be one of {FORWARD!r}, {REVERSE!r}, {SYMMETRIC!r}; got {kind!r}")
+
+
+# %% [markdown]
+# A fit has two parameters, $(\mu, \log\sigma)$, and a smooth objective: L-BFGS with a
+# line search converges in a few dozen iterations.
+
+# %%
+#@save kl
+def fit_gaussian(kind: str, log_data: torch.Tensor, grid: torch.Tensor,
+                 init_mean: float = 0.0, init_std: float = 1.0, steps: int = 100, lr: float = 1.0):
+    """Fit ``N(mean, std^2)`` to the data density by minimising the ``kind`` KL, with L-BFGS
+    (``steps`` caps its iterations). Returns the fitted ``(mean, std)`` as floats and the
+    divergence at the end."""
+    mean = torch.tensor(float(init_mean), dtype=grid.dtype, requires_grad=True)
+    log_std = torch.tensor(math.log(init_std), dtype=grid.dtype, requires_grad=True)
+    opt = torch.optim.LBFGS([mean, log_std], lr=lr, max_iter=steps, line_search_fn="strong_wolfe",
+                            tolerance_grad=1e-12, tolerance_change=1e-14)
+
+    def closure():
+        opt.zero_grad()
+        loss = divergence(kind, normal_log_pdf(grid, mean, log_std.exp()), log_data, grid)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    with torch.no_grad():
+        final = divergence(kind, normal_log_pdf(grid, mean, log_std.exp()), log_data, grid)
+    return mean.item(), log_std.exp().item(), final.item()
 
 # %% [markdown]
 # ### The forward fit is the moment match
@@ -453,7 +668,17 @@ print("every fitted KL agrees between the two grids to 1e-6")
 # there), the two **mode regions** $1<|x|<3$ (about 48% each), and the **tails**
 # $|x|>3$ (about 2%). Masses are exact normal-CDF differences
 # (`mixture_mass`, a one-component mixture for each fit), and the two KLs are the
-# grid integrals.
+# grid integrals. With the normal CDF $\Phi$, a mixture's mass on $(a, b)$ is
+# $\sum_k w_k\,[\Phi((b-\mu_k)/s_k) - \Phi((a-\mu_k)/s_k)]$.
+
+# %%
+#@save kl
+def mixture_mass(lo: float, hi: float, weights, means, stds) -> float:
+    """The probability ``P(lo < x < hi)`` under ``sum_k w_k N(mu_k, s_k^2)``, in closed form;
+    ``lo``/``hi`` may be infinite. A single Gaussian is the mixture ``([1.0], [mean], [std])``."""
+    def Phi(t):
+        return torch.special.ndtr(torch.tensor(t, dtype=torch.float64))
+    return sum(w * (Phi((hi - m) / s) - Phi((lo - m) / s)).item() for w, m, s in zip(weights, means, stds))
 
 # %%
 REGIONS = {"gap |x|<1": [(-1, 1)], "left mode": [(-3, -1)], "right mode": [(1, 3)],

@@ -12,8 +12,8 @@ import jupytext
 import nbformat
 import pytest
 
-from asvae_lib import assignments
-from asvae_lib.assignments import BEGIN_HIDDEN, BEGIN_SOLUTION, student_source, student_version
+from asvae_lib.book import assignments
+from asvae_lib.book.assignments import BEGIN_HIDDEN, BEGIN_SOLUTION, student_source, student_version
 
 CHAPTERS = sorted((Path(__file__).resolve().parents[1] / "chapters").glob("*.py"))
 WITH_EXERCISES = [c for c in CHAPTERS if assignments.has_exercises(jupytext.read(c))]
@@ -81,14 +81,14 @@ def test_make_assignments_writes_student_notebooks(tmp_path):
 def test_exercise_cells_carry_nbgrader_metadata(chapter, tmp_path):
     n, code = assignments.chapter_number(chapter), [c for c in jupytext.read(chapter).cells if c.cell_type == "code"]
     marked = {c.metadata["nbgrader"]["grade_id"]: c for c in code if "nbgrader" in c.metadata}
-    assert marked, f"{chapter.name} has no nbgrader metadata: run `python -m asvae_lib.assignments --mark`"
+    assert marked, f"{chapter.name} has no nbgrader metadata: run `python -m asvae_lib.book.assignments --mark`"
     solution, check = marked[f"ex{n}_1"], marked[f"ex{n}_1_check"]
     assert solution.metadata["nbgrader"]["solution"] and BEGIN_SOLUTION in solution.source
     assert check.metadata["nbgrader"]["grade"] and check.metadata["nbgrader"]["locked"] and "assert" in check.source
     assert all(BEGIN_SOLUTION not in c.source for c in code if "nbgrader" not in c.metadata)
     copy = tmp_path / chapter.name
     copy.write_text(chapter.read_text())
-    assert not assignments.mark_chapter(copy), f"{chapter.name}: run `python -m asvae_lib.assignments --mark`"
+    assert not assignments.mark_chapter(copy), f"{chapter.name}: run `python -m asvae_lib.book.assignments --mark`"
 
 
 def test_a_solution_without_a_check_is_refused():

@@ -9,7 +9,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from asvae_lib import notebook_outputs
+from asvae_lib.book import notebook_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "chapters").glob("*.py"))
@@ -45,7 +45,7 @@ def test_notebook_is_stored_executed_in_order(source):
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name)
 def test_stored_progress_bars_show_their_final_state(source):
     """What GitHub shows of a tqdm widget is its plain text; make book rewrites it from the
-    widget's final state (asvae_lib.notebook_outputs), so no stored bar reads 0%."""
+    widget's final state (asvae_lib.book.notebook_outputs), so no stored bar reads 0%."""
     nb = json.loads(source.with_suffix(".ipynb").read_text())
     state = nb["metadata"].get("widgets", {}).get(notebook_outputs.WIDGET_STATE, {}).get("state", {})
     for cell in nb["cells"]:

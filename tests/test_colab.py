@@ -9,7 +9,7 @@ from pathlib import Path
 import jupytext
 import pytest
 
-from asvae_lib import colab
+from asvae_lib.book import colab
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("*.py"))
@@ -23,9 +23,9 @@ def test_chapter_opens_with_badge_and_setup_cell(chapter):
 def check_badge_and_setup_cell(chapter):
     cells = jupytext.read(chapter).cells
     assert cells[0].cell_type == "markdown" and cells[0].source.startswith(colab.badge(chapter.stem) + "\n\n"), \
-        f"{chapter.name} lacks its Colab badge: run `python -m asvae_lib.colab`"
+        f"{chapter.name} lacks its Colab badge: run `python -m asvae_lib.book.colab`"
     assert cells[1].cell_type == "code" and cells[1].source == colab.setup_cell(), \
-        f"{chapter.name}'s first code cell is not the current Colab cell: run `python -m asvae_lib.colab`"
+        f"{chapter.name}'s first code cell is not the current Colab cell: run `python -m asvae_lib.book.colab`"
 
 
 def test_badge_points_at_the_stored_notebook():

@@ -1,5 +1,5 @@
 """Time is measured, never asserted: a chapter over its budget is flagged by `make test` and the
-run still passes; `make timings` (asvae_lib.timings) is where the budgets are held, and the
+run still passes; `make timings` (asvae_lib.book.timings) is where the budgets are held, and the
 README's timing table is the one it measured."""
 import json
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from asvae_lib import timings
+from asvae_lib.book import timings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,4 +58,4 @@ def test_the_benchmark_holds_chapters_and_make_test_to_their_budgets(measured):
 def test_the_readme_timing_table_is_the_measured_one():
     measured = json.loads((ROOT / "results" / "timings-cpu.json").read_text())
     assert timings.table(measured) in (ROOT / "README.md").read_text(), \
-        "README's timing table differs from results/timings-cpu.json: paste `python -m asvae_lib.timings --table`"
+        "README's timing table differs from results/timings-cpu.json: paste `python -m asvae_lib.book.timings --table`"

@@ -9,7 +9,7 @@ versions and the load average before it started: measure on an idle machine) and
 README's table. It exits 1 when a chapter is over its budget or `make test` took over
 ``TEST_GOAL_S``, so a slower book shows up here, not as a red `make test` on a reader's laptop.
 
-    python -m asvae_lib.timings [--out results/timings-cpu.json] [--table]
+    python -m asvae_lib.book.timings [--out results/timings-cpu.json] [--table]
 """
 import argparse
 import datetime
@@ -23,7 +23,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TEST_GOAL_S = 600            # `make test` (lint, unit tests, chapters) on an idle 2-core CPU
 
 

@@ -12,7 +12,7 @@ Each chapter may end with exercises written in nbgrader's convention:
 The book's own notebooks keep the solutions, so ``make test`` proves every
 reference solution passes its checks, hidden ones included.
 
-    python -m asvae_lib.assignments [--out assignments] [chapters/*.py ...]
+    python -m asvae_lib.book.assignments [--out assignments] [chapters/*.py ...]
 
 The exercise cells also carry nbgrader's cell metadata, so that nbgrader itself
 (``nbgrader generate_assignment``, ``autograde``) accepts the chapters: a cell
@@ -21,7 +21,7 @@ after it, which checks it, is a locked grade cell worth one point
 (``ex<chapter>_<k>_check``). :func:`mark_for_nbgrader` sets it; after adding an
 exercise, write it into the chapter sources with
 
-    python -m asvae_lib.assignments --mark [chapters/*.py ...]
+    python -m asvae_lib.book.assignments --mark [chapters/*.py ...]
 """
 import argparse
 import copy
@@ -123,7 +123,7 @@ def mark_chapter(path: Path) -> bool:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asvae_lib.assignments", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m asvae_lib.book.assignments", description=__doc__.split("\n\n")[0])
     p.add_argument("chapters", nargs="*", help="chapter sources (default: chapters/*.py)")
     p.add_argument("--out", default="assignments")
     p.add_argument("--mark", action="store_true",

@@ -5,7 +5,7 @@ state in the notebook's metadata (JupyterLab draws it from there), but the outpu
 text, which GitHub and other viewers show, is the bar as it was created: 0%. This rewrites
 that text from the stored final state, e.g. ``vae: 100%|##########| 600/600 [00:04<00:00]``.
 
-    python -m asvae_lib.notebook_outputs chapters/*.ipynb     (make book runs it)
+    python -m asvae_lib.book.notebook_outputs chapters/*.ipynb     (make book runs it)
 """
 import html
 import json

@@ -12,7 +12,7 @@ to get one and stays in the quick profile. Anywhere else the cell does nothing.
 The chapters cannot import this module in that cell (on Colab the library is
 not there yet), so the cell's text is written into each chapter by
 
-    python -m asvae_lib.colab
+    python -m asvae_lib.book.colab
 
 and ``tests/test_colab.py`` checks that every chapter carries the current one
 and that the cell, run as on Colab, clones, installs and chooses the profile.
@@ -29,7 +29,7 @@ import jupytext
 REPOSITORY = "https://github.com/asvae-book/asvae-book"
 BRANCH = "main"
 CLONE = "/content/asvae-book"          # Colab's working area
-CHAPTERS = Path(__file__).resolve().parents[1] / "chapters"
+CHAPTERS = Path(__file__).resolve().parents[2] / "chapters"
 FIRST_LINE = "# Colab only: fetch the book, install its library, ask for a GPU. Elsewhere this does nothing."
 
 

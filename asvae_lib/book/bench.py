@@ -21,7 +21,7 @@ For the networks of the full profile (MNIST: MLP with an 80-layer planar flow;
   AS-VAE step at most 4x the VAE step's time at the training batch, at least 60% of the
   matrix product's GFLOP/s.
 
-    python -m asvae_lib.bench [--profile full] [--steps 20] [--batches 100 1000] [--out results/]
+    python -m asvae_lib.book.bench [--profile full] [--steps 20] [--batches 100 1000] [--out results/]
 """
 import argparse
 import json
@@ -34,10 +34,10 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .data import SHAPES
-from .experiments import REPO, experiment, provenance
-from .flows import PlanarFlow, ReferencePlanarFlow
-from .trainer import TrainConfig, Trainer, pick_device
+from ..data import SHAPES
+from ..experiments import REPO, experiment, provenance
+from ..flows import PlanarFlow, ReferencePlanarFlow
+from ..trainer import TrainConfig, Trainer, pick_device
 
 BENCHED = ("mnist", "cifar10")   # ImageNet 32x32 has CIFAR-10's networks
 
@@ -176,7 +176,7 @@ def bench(profile: str = "full", steps: int = 20, device: str = "auto", batches=
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m asvae_lib.bench", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m asvae_lib.book.bench", description=__doc__.split("\n\n")[0])
     p.add_argument("--profile", default="full", choices=("quick", "full"), help="whose network sizes (default full)")
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--device", default="auto")
