@@ -27,7 +27,7 @@
 # 1. **The algebra.** The ELBO (1) rewrites as the paper's (2): in the decoder,
 #    maximising it is maximum likelihood, i.e. minimising the forward KL, and every
 #    term is an expectation under real data. Each step is checked in the *Gaussian
-#    world* of `asvae_lib`, where every term has a closed form.
+#    world* built in section 1.1, where every term has a closed form.
 # 2. **The picture.** One Gaussian fitted to two-mode data by the forward KL fills
 #    the gap between the modes; by the reverse KL it locks onto one mode, at a cost
 #    of only $\log 2$ for the mode it drops; their sum sees both failures.
@@ -71,7 +71,6 @@ import math
 import matplotlib.pyplot as plt
 import torch
 
-from asvae_lib.gaussian_world import GaussianWorld, exact_posterior
 from asvae_lib.profile import pick, profile
 
 torch.manual_seed(0)
@@ -299,12 +298,314 @@ def jsd(p: Gaussian, q: Gaussian, points: int = 96, width: float = 7.0) -> torch
 # %% [markdown]
 # ### Checking (2) in the Gaussian world
 #
-# `GaussianWorld` (in `asvae_lib/gaussian_world.py`) is the linear-Gaussian VAE:
-# $q(x)=\mathcal N(m,C)$, decoder $p_\theta(x|z)=\mathcal N(Wz+b, s^2 I)$ (so
-# $p_\theta(x)$ is probabilistic PCA), encoder $q_\phi(z|x)=\mathcal N(Ax+c,\mathrm{diag}(S))$.
-# Both joints are Gaussians in $\mathbb R^{D+K}$, so every term of (1) and (2) is
-# exact. We take $D=2$, $K=1$ and a randomly drawn encoder and decoder: the
-# identities must hold for *any* parameters, not only at an optimum.
+# To check (2) term by term we need a VAE in which every term has a closed form: the
+# linear-Gaussian one, which chapters 3 and 4 use again. Data in $\mathbb R^D$, codes in
+# $\mathbb R^K$, and
+#
+# * data $q(x)=\mathcal N(m,C)$ (known here, unlike in real life),
+# * prior $p(z)=\mathcal N(0,I)$,
+# * decoder $p_\theta(x|z)=\mathcal N(Wz+b,\ s^2 I)$, with $\theta = (W, b, s^2)$,
+# * encoder $q_\phi(z|x)=\mathcal N(Ax+c,\ \mathrm{diag}(S))$, with $\phi = (A, c, S)$.
+#
+# The parameters are `nn.Parameter`s (the variances stored as logarithms, so they stay
+# positive), so an optimiser can maximise any objective of the book over $\theta$ and
+# $\phi$. The class grows over three chapters: this one gives it the encoder, the decoder,
+# the joints and the ELBO; chapter 3 the optimal discriminators and their pairs; chapter 4
+# the symmetric bound and the game. Each later part is added to the class with
+# `add_to_class`, the d2l book's idiom. Cells marked `#@save gaussian_world` are the
+# library's module `asvae_lib/gaussian_world.py`.
+
+# %%
+#@save gaussian_world
+"""The Gaussian world: AS-VAE with every quantity in closed form (chapters 1, 3, 4).
+
+Data ``x`` in R^D, codes ``z`` in R^K, and
+
+* data        ``q(x) = N(m, C)`` (known here, unlike in real life),
+* prior       ``p(z) = N(0, I)``,
+* decoder     ``p_theta(x|z) = N(W z + b, s2 I)``   (theta = W, b, s2),
+* encoder     ``q_phi(z|x)  = N(A x + c, diag(S))`` (phi = A, c, S).
+
+Then the model ``p_theta(x) = N(b, W W^T + s2 I)`` is probabilistic PCA, the
+aggregated posterior is ``q_phi(z) = N(A m + c, A C A^T + S)``, both joints
+``q_phi(x,z) = q(x) q_phi(z|x)`` and ``p_theta(x,z) = p(z) p_theta(x|z)`` are
+Gaussians in R^(D+K) (x first, then z), and the ELBO (1), the bounds (8) and
+(9), the optimal discriminators (7) and every term of the symmetric bound are
+exact expressions with exact gradients.
+
+The encoder and decoder parameters are ``nn.Parameter``s, so an optimiser can
+maximise any of these objectives directly.
+"""
+import torch
+from torch import nn
+
+
+def add_to_class(Class):
+    """Make the decorated function a method of ``Class`` (the d2l book's idiom): the class
+    grows cell by cell, each part where the book introduces it."""
+    def wrapper(obj):
+        setattr(Class, obj.__name__, obj)
+    return wrapper
+
+
+# %% [markdown]
+# The world holds the data's mean and covariance as fixed buffers and the six parameters;
+# `random` draws an encoder and a decoder for given data.
+
+# %%
+#@save gaussian_world
+class GaussianWorld(nn.Module):
+    """The linear-Gaussian VAE: data ``N(m, C)``, decoder ``N(W z + b, s2 I)``, encoder
+    ``N(A x + c, diag(S))``; ``s2`` and ``S`` are stored as their logarithms."""
+
+    def __init__(self, data_mean, data_cov, W, b, s2, A, c, S):
+        super().__init__()
+        dt = torch.float64
+        self.register_buffer("m", torch.as_tensor(data_mean, dtype=dt))
+        self.register_buffer("C", torch.as_tensor(data_cov, dtype=dt))
+        self.W = nn.Parameter(torch.as_tensor(W, dtype=dt).clone())
+        self.b = nn.Parameter(torch.as_tensor(b, dtype=dt).clone())
+        self.log_s2 = nn.Parameter(torch.log(torch.as_tensor(s2, dtype=dt)).clone())
+        self.A = nn.Parameter(torch.as_tensor(A, dtype=dt).clone())
+        self.c = nn.Parameter(torch.as_tensor(c, dtype=dt).clone())
+        self.log_S = nn.Parameter(torch.log(torch.as_tensor(S, dtype=dt)).clone())
+
+    @classmethod
+    def random(cls, data_mean, data_cov, K: int, seed: int = 0, scale: float = 0.5):
+        """A world with the given data and randomly drawn encoder and decoder."""
+        g = torch.Generator().manual_seed(seed)
+        D = len(data_mean)
+        def rnd(*shape):
+            return scale * torch.randn(*shape, dtype=torch.float64, generator=g)
+        return cls(data_mean, data_cov, W=rnd(D, K), b=rnd(D), s2=torch.tensor(1.0),
+                   A=rnd(K, D), c=rnd(K), S=torch.full((K,), 0.5))
+
+    @property
+    def D(self) -> int:
+        return self.m.shape[0]
+
+    @property
+    def K(self) -> int:
+        return self.A.shape[0]
+
+    @property
+    def s2(self) -> torch.Tensor:
+        return self.log_s2.exp()
+
+    @property
+    def S(self) -> torch.Tensor:
+        """The encoder's diagonal covariance, as a matrix."""
+        return torch.diag(self.log_S.exp())
+
+    def decoder_parameters(self):
+        """theta."""
+        return [self.W, self.b, self.log_s2]
+
+    def encoder_parameters(self):
+        """phi."""
+        return [self.A, self.c, self.log_S]
+
+
+# %% [markdown]
+# **The four marginals.** A linear map of a Gaussian plus independent Gaussian noise is
+# Gaussian: $x = Wz + b + s\varepsilon$ with $z \sim \mathcal N(0, I)$ gives the model
+# $p_\theta(x) = \mathcal N(b,\ WW^\top + s^2 I)$, probabilistic PCA (Tipping and Bishop, 1999 [TB99]), and
+# $z = Ax + c + \sqrt S\,\varepsilon$ with $x \sim q(x)$ gives the aggregated posterior
+# $q_\phi(z) = \mathbb E_{q(x)} q_\phi(z|x) = \mathcal N(Am + c,\ ACA^\top + S)$.
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import Gaussian, standard_normal
+
+
+@add_to_class(GaussianWorld)
+def data(self) -> Gaussian:
+    """``q(x)``."""
+    return Gaussian(self.m, self.C)
+
+
+@add_to_class(GaussianWorld)
+def prior(self) -> Gaussian:
+    """``p(z)``."""
+    return standard_normal(self.K)
+
+
+@add_to_class(GaussianWorld)
+def model(self) -> Gaussian:
+    """``p_theta(x) = N(b, W W^T + s2 I)``."""
+    return Gaussian(self.b, self.W @ self.W.T + self.s2 * torch.eye(self.D, dtype=self.m.dtype))
+
+
+@add_to_class(GaussianWorld)
+def aggregated_posterior(self) -> Gaussian:
+    """``q_phi(z) = E_q(x) q_phi(z|x) = N(A m + c, A C A^T + S)``."""
+    return Gaussian(self.A @ self.m + self.c, self.A @ self.C @ self.A.T + self.S)
+
+
+# %% [markdown]
+# **The two joints**, as Gaussians in $\mathbb R^{D+K}$ with $x$ first. Under the encoder
+# joint $\mathrm{Cov}(z, x) = AC$; under the decoder joint $\mathrm{Cov}(x, z) = W$:
+#
+# $$
+# q_\phi(x,z) = \mathcal N\!\left(\begin{pmatrix} m \\ Am + c\end{pmatrix},
+# \begin{pmatrix} C & CA^\top \\ AC & ACA^\top + S\end{pmatrix}\right),
+# \qquad
+# p_\theta(x,z) = \mathcal N\!\left(\begin{pmatrix} b \\ 0\end{pmatrix},
+# \begin{pmatrix} WW^\top + s^2 I & W \\ W^\top & I\end{pmatrix}\right).
+# $$
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import Gaussian
+
+
+@add_to_class(GaussianWorld)
+def encoder_joint(self) -> Gaussian:
+    """``q_phi(x, z) = q(x) q_phi(z|x)``."""
+    AC = self.A @ self.C
+    cov = torch.cat([torch.cat([self.C, AC.T], 1),
+                     torch.cat([AC, AC @ self.A.T + self.S], 1)], 0)
+    return Gaussian(torch.cat([self.m, self.A @ self.m + self.c]), cov)
+
+
+@add_to_class(GaussianWorld)
+def decoder_joint(self) -> Gaussian:
+    """``p_theta(x, z) = p(z) p_theta(x|z)``."""
+    px = self.model()
+    cov = torch.cat([torch.cat([px.cov, self.W], 1),
+                     torch.cat([self.W.T, torch.eye(self.K, dtype=self.m.dtype)], 1)], 0)
+    return Gaussian(torch.cat([self.b, torch.zeros(self.K, dtype=self.m.dtype)]), cov)
+
+
+# %% [markdown]
+# **Sampling.** Data and prior codes come from their Gaussians; a code of $x$ is
+# $Ax + c + \sqrt S\,\varepsilon$ and a decoding of $z$ is $Wz + b + s\,\varepsilon$ with
+# $\varepsilon \sim \mathcal N(0, I)$: the reparametrisation trick [KW14], so gradients reach
+# $\phi$ and $\theta$ through the draws.
+
+# %%
+#@save gaussian_world
+@add_to_class(GaussianWorld)
+def sample_data(self, n: int, generator=None) -> torch.Tensor:
+    """``x ~ q(x)``: in real life, a minibatch of the training set."""
+    return self.data().sample(n, generator)
+
+
+@add_to_class(GaussianWorld)
+def sample_prior(self, n: int, generator=None) -> torch.Tensor:
+    return self.prior().sample(n, generator)
+
+
+@add_to_class(GaussianWorld)
+def encode(self, x: torch.Tensor, generator=None) -> torch.Tensor:
+    """``z ~ q_phi(z|x)`` as ``A x + c + sqrt(S) eps`` (the reparametrisation trick)."""
+    eps = torch.randn(x.shape[0], self.K, dtype=x.dtype, generator=generator)
+    return x @ self.A.T + self.c + eps * (0.5 * self.log_S).exp()
+
+
+@add_to_class(GaussianWorld)
+def decode(self, z: torch.Tensor, generator=None) -> torch.Tensor:
+    """``x ~ p_theta(x|z)`` as ``W z + b + sqrt(s2) eps``: the reparametrisation of (11)."""
+    eps = torch.randn(z.shape[0], self.D, dtype=z.dtype, generator=generator)
+    return z @ self.W.T + self.b + eps * (0.5 * self.log_s2).exp()
+
+
+# %% [markdown]
+# **The conditional densities** are diagonal Gaussians (`normal_log_prob` above), and each
+# conditional is its mean plus a noise that does not depend on the condition:
+# $\mathcal N(0, \mathrm{diag}(S))$ for the encoder, $\mathcal N(0, s^2 I)$ for the decoder.
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import Gaussian, normal_log_prob
+
+
+@add_to_class(GaussianWorld)
+def encoder_log_prob(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``log q_phi(z|x) = log N(z; A x + c, diag(S))``."""
+    return normal_log_prob(z, x @ self.A.T + self.c, self.log_S)
+
+
+@add_to_class(GaussianWorld)
+def decoder_log_prob(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """``log p_theta(x|z) = log N(x; W z + b, s2 I)``."""
+    return normal_log_prob(x, z @ self.W.T + self.b, self.log_s2)
+
+
+@add_to_class(GaussianWorld)
+def encoder_noise(self) -> Gaussian:
+    """``N(0, diag(S))``: ``q_phi(z|x)`` is ``A x + c`` plus this noise."""
+    return Gaussian(torch.zeros_like(self.c), self.S)
+
+
+@add_to_class(GaussianWorld)
+def decoder_noise(self) -> Gaussian:
+    """``N(0, s2 I)``: ``p_theta(x|z)`` is ``W z + b`` plus this noise."""
+    return Gaussian(torch.zeros_like(self.b), self.s2 * torch.eye(self.D, dtype=self.b.dtype))
+
+
+# %% [markdown]
+# **The ELBO (1) in closed form.** Its reconstruction term: $\log p_\theta(x|z)$ is the
+# decoder noise's log-density at the residual $r = x - Wz - b$, a linear map
+# $r = [I, -W]\binom{x}{z} - b$ of the encoder joint, so $r$ is Gaussian and the expectation
+# is minus the cross-entropy from $r$'s Gaussian to the noise's. Its KL term: a KL is a
+# cross-entropy minus an entropy; the cross-entropy to $p(z)$ is linear in its first
+# argument, so its mean over $x$ is the cross-entropy of the aggregated posterior, and every
+# $q_\phi(z|x)$ has the entropy of the encoder noise.
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import Gaussian, cross_entropy
+
+
+@add_to_class(GaussianWorld)
+def reconstruction_x(self) -> torch.Tensor:
+    """``E_{q_phi(x,z)}[log p_theta(x|z)]``: reconstruct x through the encoder.
+
+    ``log p_theta(x|z)`` is the decoder noise's log-density at the residual ``r = x - W z - b``,
+    a linear map of the Gaussian joint: the expectation is minus a cross-entropy.
+    """
+    J = self.encoder_joint()
+    L = torch.cat([torch.eye(self.D, dtype=J.mean.dtype), -self.W], 1)
+    return -cross_entropy(Gaussian(L @ J.mean - self.b, L @ J.cov @ L.T), self.decoder_noise())
+
+
+@add_to_class(GaussianWorld)
+def encoder_kl(self) -> torch.Tensor:
+    """``E_q(x) KL(q_phi(z|x) || p(z))``, the ELBO's regulariser.
+
+    KL is cross-entropy minus entropy; the cross-entropy is linear in its first
+    argument, so ``E_x CE(q_phi(z|x), p) = CE(q_phi(z), p)``, and every ``q_phi(z|x)``
+    has the entropy of the encoder noise.
+    """
+    return cross_entropy(self.aggregated_posterior(), self.prior()) - self.encoder_noise().entropy()
+
+
+@add_to_class(GaussianWorld)
+def elbo(self) -> torch.Tensor:
+    """``L_VAE`` (1) = ``E_q[log p_theta(x|z)] - E_q KL(q_phi(z|x) || p(z))``."""
+    return self.reconstruction_x() - self.encoder_kl()
+
+
+# %% [markdown]
+# **The exact posterior.** For the PPCA decoder, Bayes' rule with a Gaussian prior and a
+# linear-Gaussian likelihood gives $p_\theta(z|x) = \mathcal N(A^*x + c^*, S^*)$ with
+# $M = W^\top W + s^2 I$, $A^* = M^{-1}W^\top$, $c^* = -A^*b$ and $S^* = s^2 M^{-1}$ [TB99].
+
+# %%
+#@save gaussian_world
+def exact_posterior(W: torch.Tensor, b: torch.Tensor, s2: torch.Tensor):
+    """``p_theta(z|x) = N(A x + c, S)`` for the PPCA decoder: ``M = W^T W + s2 I``,
+    ``A = M^-1 W^T``, ``c = -A b``, ``S = s2 M^-1``. ``S`` is diagonal when W's
+    columns are orthogonal (as :func:`ppca_maximum_likelihood` returns them)."""
+    M = W.T @ W + s2 * torch.eye(W.shape[1], dtype=W.dtype)
+    A = torch.linalg.solve(M, W.T)
+    return A, -A @ b, s2 * torch.linalg.inv(M)
+
+
+# %% [markdown]
+# We take $D=2$, $K=1$ and a randomly drawn encoder and decoder: the identities must hold
+# for *any* parameters, not only at an optimum.
 
 # %%
 data_mean = torch.tensor([1.0, -0.5])
@@ -314,7 +615,7 @@ for name, p in world.named_parameters():
     print(f"{name:7s} {p.detach().numpy().round(3).tolist()}")
 
 # %% [markdown]
-# **(a)** The library's `elbo()` is written as (1): reconstruction minus the
+# **(a)** The world's `elbo()` is written as (1): reconstruction minus the
 # encoder's KL to the prior. The right side of (2) is built from entirely
 # different code: the two joint Gaussians and the closed-form KL. In float64 they
 # should agree to rounding error; we ask for $10^{-9}$.
@@ -353,7 +654,7 @@ assert abs(mc - elbo) < 4 * se
 # **(c)** The ELBO is below the expected log-likelihood
 # $\mathbb E_{q(x)}\log p_\theta(x) = -\text{cross-entropy}(q, p_\theta)$, and the
 # gap is the expected KL from the encoder to the *exact* posterior
-# $p_\theta(z|x)=\mathcal N(A^*x+c^*, S^*)$ (`exact_posterior` in the library).
+# $p_\theta(z|x)=\mathcal N(A^*x+c^*, S^*)$ (`exact_posterior` above).
 #
 # We compute that gap independently, as an average of Gaussian KLs. For fixed
 # covariances the KL between $\mathcal N(Ax+c,S)$ and $\mathcal N(A^*x+c^*,S^*)$
@@ -823,6 +1124,18 @@ plt.tight_layout(rect=(0, 0.08, 1, 1)); plt.show()
 # $\mathrm{KL}(p(z)\|q_\phi(z))$ is large when prior draws $z\sim p(z)$ land
 # where the encoder never puts real data, and those are exactly the codes the
 # decoder is fed when it generates.
+#
+# In the Gaussian world the mutual information is an entropy difference,
+# $I_q(x;z) = H(q_\phi(z)) - \mathbb E_{q(x)}H(q_\phi(z|x))$, and every $q_\phi(z|x)$ has the
+# entropy of the encoder noise: $I_q = \tfrac12\big[\log|ACA^\top + S| - \log|S|\big]$.
+
+# %%
+#@save gaussian_world
+@add_to_class(GaussianWorld)
+def mutual_information_q(self) -> torch.Tensor:
+    """``I_q(x; z) = H(q_phi(z)) - H(q_phi(z|x))`` under the encoder joint."""
+    return 0.5 * (torch.logdet(self.aggregated_posterior().cov) - self.log_S.sum())
+
 
 # %%
 with torch.no_grad():

@@ -66,13 +66,11 @@ if "google.colab" in sys.modules:
     print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
-import inspect
-
 import matplotlib.pyplot as plt
 import torch
 
 from asvae_lib.density_ratio import MLPDiscriminator, ratio_rmse, train_discriminator
-from asvae_lib.gaussian_world import GaussianWorld
+from asvae_lib.gaussian_world import GaussianWorld, add_to_class
 from asvae_lib.profile import pick, profile
 
 torch.set_num_threads(1)   # tiny tensors: one thread avoids costly thread synchronisation
@@ -113,15 +111,118 @@ print("profile:", profile(), "| pairs per class:", N_TRAIN, "| steps:", STEPS)
 #
 # $$\log\frac{q_\phi(x,z)}{p_\theta(x,z)} = f^*(x) + \log q_\phi(z|x) - \log p_\theta(z|x).$$
 #
-# The library draws the pairs exactly as written, in one place (`asvae_lib/pairs.py`)
-# that serves the Gaussian world here and the neural model from chapter 6 on:
+# The pairs are drawn exactly as written, in one place that serves the Gaussian world
+# here and the neural model from chapter 6 on: the cells marked `#@save pairs`, the
+# library's module `asvae_lib/pairs.py`. Each sampling takes real data $x$, prior codes
+# $z$ and the two stochastic maps, `encode(x)` $\sim q_\phi(z|x)$ and `decode(z)`
+# $\sim p_\theta(x|z)$, and returns the positive and the negative class, each a pair
+# $(x, z)$. The pairs of (5): a negative decodes a prior code, then encodes the result.
 
 # %%
+#@save pairs
+"""Which pairs ``(x, z)`` each discriminator sees: (3), (5) and (6) (chapter 3).
+
+One function per sampling scheme, written once and used both by the Gaussian
+world (chapters 3-4) and by the neural model (chapter 6 on). Each takes real
+data ``x``, prior codes ``z``, and the two stochastic maps
+``encode(x) ~ q_phi(z|x)`` and ``decode(z) ~ p_theta(x|z)``, and returns the
+positive and the negative class, each a tuple ``(x, z)``.
+"""
+
+
+def f_pairs(x, z, encode, decode):
+    """(5), the x-side: positives ``x ~ q(x), z ~ q_phi(z|x)``; negatives are
+    synthetic data with their own codes, ``z' ~ p(z), x ~ p_theta(x|z'), z ~ q_phi(z|x)``.
+    Optimum: ``f* = log q(x) - log p_theta(x)``."""
+    x_fake = decode(z)
+    return (x, encode(x)), (x_fake, encode(x_fake))
+
+
+# %% [markdown]
+# The pairs of (6), the mirror: a positive decodes a prior code; a negative encodes real
+# data, then decodes the code.
+
+# %%
+#@save pairs
+def h_pairs(x, z, encode, decode):
+    """(6), the z-side: positives ``z ~ p(z), x ~ p_theta(x|z)``; negatives are
+    encoded data with their decodings, ``x' ~ q(x), z ~ q_phi(z|x'), x ~ p_theta(x|z)``.
+    Optimum: ``h* = log p(z) - log q_phi(z)``."""
+    z_real = encode(x)
+    return (decode(z), z), (decode(z_real), z_real)
+
+
+# %% [markdown]
+# ALI's pairs (3): one draw from each joint.
+
+# %%
+#@save pairs
+def ali_pairs(x, z, encode, decode):
+    """ALI (3): positives from the encoder joint ``q_phi(x, z)``, negatives from
+    the decoder joint ``p_theta(x, z)``. Optimum: ``log q_phi(x,z) - log p_theta(x,z)``."""
+    return (x, encode(x)), (decode(z), z)
+
+
+# %% [markdown]
+# ## The optimal discriminators and the pairs in the Gaussian world
+#
+# Chapter 1's Gaussian world has every density in closed form, so the three optima are
+# differences of Gaussian log-densities: $f^*$ of the data and the model (7), $h^*$ of the
+# prior and the aggregated posterior (7), ALI's of the two joints.
+
+# %%
+#@save gaussian_world
+@add_to_class(GaussianWorld)
+def f_star(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+    """``f*(x, z) = log q(x) - log p_theta(x)``: it ignores ``z``."""
+    return self.data().log_prob(x) - self.model().log_prob(x)
+
+
+@add_to_class(GaussianWorld)
+def h_star(self, x: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
+    """``h*(x, z) = log p(z) - log q_phi(z)``: it ignores ``x``."""
+    return self.prior().log_prob(z) - self.aggregated_posterior().log_prob(z)
+
+
+@add_to_class(GaussianWorld)
+def ali_star(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    """ALI's optimal discriminator for (3): ``log q_phi(x,z) - log p_theta(x,z)``."""
+    xz = torch.cat([x, z], -1)
+    return self.encoder_joint().log_prob(xz) - self.decoder_joint().log_prob(xz)
+
+
+# %% [markdown]
+# The world draws $n$ pairs of each scheme with the samplings above: data from $q(x)$,
+# codes from the prior, and its reparametrised encoder and decoder as the two maps.
+
+# %%
+#@save gaussian_world
 from asvae_lib import pairs
 
-print(inspect.getsource(pairs.f_pairs))
-print(inspect.getsource(pairs.h_pairs))
-print(inspect.getsource(pairs.ali_pairs))
+
+@add_to_class(GaussianWorld)
+def _pairs(self, scheme, n: int, generator=None):
+    x, z = self.sample_data(n, generator), self.sample_prior(n, generator)
+    return scheme(x, z, lambda v: self.encode(v, generator), lambda v: self.decode(v, generator))
+
+
+@add_to_class(GaussianWorld)
+def f_pairs(self, n: int, generator=None):
+    """``n`` positive and ``n`` negative pairs of (5): see :func:`asvae_lib.pairs.f_pairs`."""
+    return self._pairs(pairs.f_pairs, n, generator)
+
+
+@add_to_class(GaussianWorld)
+def h_pairs(self, n: int, generator=None):
+    """``n`` positive and ``n`` negative pairs of (6): see :func:`asvae_lib.pairs.h_pairs`."""
+    return self._pairs(pairs.h_pairs, n, generator)
+
+
+@add_to_class(GaussianWorld)
+def ali_pairs(self, n: int, generator=None):
+    """ALI's pairs (3): see :func:`asvae_lib.pairs.ali_pairs`."""
+    return self._pairs(pairs.ali_pairs, n, generator)
+
 
 # %% [markdown]
 # ## A Gaussian world we can draw

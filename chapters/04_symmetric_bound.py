@@ -78,8 +78,9 @@ import copy
 import matplotlib.pyplot as plt
 import torch
 
+from asvae_lib import objectives
 from asvae_lib.density_ratio import QuadraticDiscriminator, train_discriminator
-from asvae_lib.gaussian_world import GaussianWorld, ascend, exact_posterior, maximise, play, ppca_maximum_likelihood
+from asvae_lib.gaussian_world import GaussianWorld, add_to_class, exact_posterior
 from asvae_lib.gaussians import kl
 from asvae_lib.profile import pick, profile
 
@@ -117,6 +118,62 @@ world = GaussianWorld.random(m, C_general, K=1, seed=0)    # data in R^3, codes 
 # density nobody has. Each identity is checked exactly (closed form against
 # closed form) and by Monte Carlo (samples and the optimal discriminators
 # against closed form, within four standard errors).
+
+# %% [markdown]
+# In the Gaussian world both bounds are closed forms, written as (8) and (9): minus a
+# cross-entropy (the data term $-H(q) - \mathrm{KL}(q\|p_\theta)$, or its mirror on the codes)
+# minus a KL between the two joints of chapter 1.
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import cross_entropy, kl
+
+
+@add_to_class(GaussianWorld)
+def L_x(self) -> torch.Tensor:
+    """(8): ``E_q(x)[log p_theta(x)] - KL(q_phi(x,z) || p_theta(x,z))``."""
+    return -cross_entropy(self.data(), self.model()) - kl(self.encoder_joint(), self.decoder_joint())
+
+
+@add_to_class(GaussianWorld)
+def L_z(self) -> torch.Tensor:
+    """(9): ``E_p(z)[log q_phi(z)] - KL(p_theta(x,z) || q_phi(x,z))``."""
+    return (-cross_entropy(self.prior(), self.aggregated_posterior())
+            - kl(self.decoder_joint(), self.encoder_joint()))
+
+
+# %% [markdown]
+# The first two terms of the rebuilt $\mathcal L_z$ mirror chapter 1's ELBO terms. The
+# reconstruction of $z$: $\log q_\phi(z|x)$ is the encoder noise's log-density at the
+# residual $r = z - Ax - c$, a linear map of the decoder joint, so its mean is minus a
+# cross-entropy. The term that needs the data density: the cross-entropy to $q(x)$ is linear
+# in its first argument, so $\mathbb E_{p(z)}\mathrm{KL}(p_\theta(x|z)\|q(x))$ is the cross-entropy
+# of the model $p_\theta(x)$ to $q(x)$ minus the entropy of the decoder noise.
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import Gaussian, cross_entropy
+
+
+@add_to_class(GaussianWorld)
+def reconstruction_z(self) -> torch.Tensor:
+    """``E_{p_theta(x,z)}[log q_phi(z|x)]``: reconstruct z through the decoder; as
+    :meth:`reconstruction_x`, with the residual ``r = z - A x - c`` and the encoder noise."""
+    J = self.decoder_joint()
+    L = torch.cat([-self.A, torch.eye(self.K, dtype=J.mean.dtype)], 1)
+    return -cross_entropy(Gaussian(L @ J.mean - self.c, L @ J.cov @ L.T), self.encoder_noise())
+
+
+@add_to_class(GaussianWorld)
+def decoder_kl_to_data(self) -> torch.Tensor:
+    """``E_p(z) KL(p_theta(x|z) || q(x))``: the z-side term that (10) leaves out.
+
+    It needs the data density ``q(x)``, which nobody has outside this world.
+    As in :meth:`encoder_kl`: ``E_z CE(p_theta(x|z), q) = CE(p_theta(x), q)``, and every
+    ``p_theta(x|z)`` has the entropy of the decoder noise.
+    """
+    return cross_entropy(self.model(), self.data()) - self.decoder_noise().entropy()
+
 
 # %%
 with torch.no_grad():
@@ -157,6 +214,34 @@ with torch.no_grad():
 # Each symmetric KL is the gap between the optimal discriminator's means on its
 # two classes: $\mathrm{KL}_{\rm sym}(x) = \mathbb E_{q(x)} f^* - \mathbb E_{p_\theta(x)} f^*$ and
 # $\mathrm{KL}_{\rm sym}(z) = \mathbb E_{p(z)} h^* - \mathbb E_{q_\phi(z)} h^*$.
+
+# %% [markdown]
+# $I_p(x;z)$ mirrors chapter 1's $I_q(x;z)$: $H(p_\theta(x)) - H(p_\theta(x|z))
+# = \tfrac12\big[\log|WW^\top + s^2 I| - D\log s^2\big]$. The six pieces, in closed form:
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import kl
+
+
+@add_to_class(GaussianWorld)
+def mutual_information_p(self) -> torch.Tensor:
+    """``I_p(x; z) = H(p_theta(x)) - H(p_theta(x|z))`` under the decoder joint."""
+    return 0.5 * (torch.logdet(self.model().cov) - self.D * self.log_s2)
+
+
+@add_to_class(GaussianWorld)
+def symmetric_terms(self) -> dict:
+    """The pieces of ``L_x + L_z`` as the book takes it apart (chapter 4)."""
+    return {
+        "reconstruction of x": self.reconstruction_x(),
+        "reconstruction of z": self.reconstruction_z(),
+        "I_q(x;z)": self.mutual_information_q(),
+        "I_p(x;z)": self.mutual_information_p(),
+        "KL_sym(x)": kl(self.data(), self.model()) + kl(self.model(), self.data()),
+        "KL_sym(z)": kl(self.prior(), self.aggregated_posterior()) + kl(self.aggregated_posterior(), self.prior()),
+    }
+
 
 # %%
 with torch.no_grad():
@@ -202,6 +287,64 @@ ax.set_title(f"a random encoder/decoder: L_x + L_z = {total:.3f}"); plt.tight_la
 # zero up to float64 rounding (the cell after the figure prints the two joint KLs; a
 # closed-form KL that is zero can come out a few $10^{-16}$ below zero).
 
+# %% [markdown]
+# Both optimisers work on any closed-form objective of the world, over $\theta$ and $\phi$
+# together. Adam takes a fixed number of steps and can report each one, so a figure can
+# follow the path:
+
+# %%
+#@save gaussian_world
+def ascend(world: GaussianWorld, objective, steps: int = 2000, lr: float = 0.02, on_step=None) -> list:
+    """Maximise ``objective(world)`` (a closed-form scalar) over theta and phi with Adam.
+
+    ``on_step(step, world)``, if given, is called before every step and once at
+    the end (with ``step == steps``), so a chapter can record the path.
+    Returns the objective's value at every step, for plotting.
+    """
+    opt = torch.optim.Adam(world.parameters(), lr=lr)
+    history = []
+    for step in range(steps):
+        if on_step is not None:
+            on_step(step, world)
+        value = objective(world)
+        opt.zero_grad()
+        (-value).backward()
+        opt.step()
+        history.append(value.item())
+    if on_step is not None:
+        on_step(steps, world)
+    return history
+
+
+# %% [markdown]
+# The objective is smooth, deterministic and low-dimensional, so L-BFGS with a line search
+# finds its optimum to float64 precision in tens of evaluations, where Adam needs thousands:
+
+# %%
+#@save gaussian_world
+def maximise(world: GaussianWorld, objective, max_iter: int = 500) -> int:
+    """Find the optimum of a closed-form ``objective(world)`` with L-BFGS.
+
+    Smooth, deterministic and low-dimensional: L-BFGS with a line search
+    converges in tens of evaluations, where Adam (:func:`ascend`) needs
+    thousands. Returns the number of evaluations used.
+    """
+    opt = torch.optim.LBFGS(world.parameters(), lr=1, max_iter=max_iter, history_size=20,
+                            line_search_fn="strong_wolfe", tolerance_grad=1e-10, tolerance_change=1e-14)
+    evaluations = 0
+
+    def closure():
+        nonlocal evaluations
+        evaluations += 1
+        opt.zero_grad()
+        loss = -objective(world)
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    return evaluations
+
+
 # %%
 def track(w):
     """The bound's pieces at the current parameters (for plotting over training)."""
@@ -237,6 +380,28 @@ axes[1].legend(fontsize=8); axes[1].set_ylabel("nats (log scale)"); axes[1].set_
 for ax in axes:
     ax.set_xlabel("Adam step (the last point: after L-BFGS)")
 plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# What the optimum should be: Tipping and Bishop's maximum-likelihood PPCA [TB99]. With the
+# eigendecomposition $C = U\Lambda U^\top$, eigenvalues in decreasing order, $s^2$ is the mean
+# of the $D-K$ smallest eigenvalues and $W = U_K(\Lambda_K - s^2 I)^{1/2}$ (the first $K$
+# columns and eigenvalues), unique up to a rotation of $z$; its exact posterior (chapter 1) is
+# the encoder to compare with.
+
+# %%
+#@save gaussian_world
+def ppca_maximum_likelihood(data_cov: torch.Tensor, K: int):
+    """Tipping & Bishop's maximum-likelihood PPCA fit to covariance ``C``.
+
+    ``s2`` = the mean of the ``D - K`` smallest eigenvalues, ``W = U_K (Lambda_K - s2 I)^(1/2)``
+    (unique up to a rotation of z; this is the one with orthogonal columns).
+    """
+    evals, evecs = torch.linalg.eigh(data_cov)            # ascending
+    evals, evecs = evals.flip(0), evecs.flip(1)
+    s2 = evals[K:].mean()
+    W = evecs[:, :K] * torch.sqrt(torch.clamp(evals[:K] - s2, min=0.0))
+    return W, s2
+
 
 # %%
 with torch.no_grad():
@@ -316,11 +481,11 @@ print(f"reverse KL: ML {ml['KL(p_theta||q)']:.4f} -> AS-VAE {asvae['KL(p_theta||
 # $f_\psi, h_{\psi'}$ and estimates (10) from samples, with the reparametrised
 # form (11):
 #
-# $$\mathcal L_{xz} = \mathbb E_{x\sim q,\epsilon}\big[\log p_\theta(x|z_\epsilon) - f_\psi(x, z_\epsilon)\big] - w\,\mathbb E_q\mathrm{KL}(q_\phi(z|x)\|p(z)) + \mathbb E_{z\sim p,\epsilon}\big[\log q_\phi(z|x_\epsilon) - h_{\psi'}(x_\epsilon, z)\big].$$
+# $$\mathcal L_{xz} = \mathbb E_{x\sim q,\epsilon}\big[\log p_\theta(x|z_\epsilon) - f_\psi(x, z_\epsilon)\big] - \beta\,\mathbb E_q\mathrm{KL}(q_\phi(z|x)\|p(z)) + \mathbb E_{z\sim p,\epsilon}\big[\log q_\phi(z|x_\epsilon) - h_{\psi'}(x_\epsilon, z)\big].$$
 #
 # **Uncertain in the paper.** The extracted text lost the formula, and it is not
 # clear whether (10) carries the ELBO's $-\mathrm{KL}(q_\phi(z|x)\|p(z))$ on the x-side
-# (weight $w = 1$; then the x-half is exactly $\mathcal L_x$ at $f^*$) or not ($w = 0$,
+# (weight $\beta = 1$; then the x-half is exactly $\mathcal L_x$ at $f^*$) or not ($\beta = 0$,
 # the literal "$\log p_\theta(x|z) - f$"). We report both. The z-half, at $h^*$, is
 # not $\mathcal L_z$ but $\mathcal L_z + \mathbb E_{p(z)}\mathrm{KL}(p_\theta(x|z)\|q(x))$: (10)
 # leaves out the term that needs $q(x)$.
@@ -328,6 +493,80 @@ print(f"reverse KL: ML {ml['KL(p_theta||q)']:.4f} -> AS-VAE {asvae['KL(p_theta||
 # Along an AS-VAE optimisation path we stop five times, train quadratic
 # discriminators (well specified here, chapter 2) on the pairs of (5) and (6),
 # and compare the plug-in halves with the exact values.
+
+# %% [markdown]
+# The plug-in halves are computed by the library's own losses, `x_half` and `z_half`,
+# whose code section 7 shows. They are written for a model with an `encoder` and a
+# `decoder` (each with `rsample` and `log_prob`), a `sample_prior`, and discriminators `f`,
+# `h` (and `g` for the book's surrogate of section 9). `WorldAsModel` gives the Gaussian
+# world that interface, so the losses run on it unchanged, on a model whose exact values and
+# gradients we know.
+
+# %%
+#@save gaussian_world
+class _Conditional:
+    """One side of the world seen through the interface of ``models.GaussianConditional``."""
+
+    def __init__(self, sample, log_prob):
+        self.rsample, self.log_prob = sample, log_prob
+
+    def rsample_with_log_prob(self, c):
+        y = self.rsample(c)
+        return y, self.log_prob(y, c)
+
+
+class WorldAsModel:
+    """The Gaussian world dressed as an ``models.ASVAE``, so that the library's objectives
+    (``objectives.generator_loss``, ``pathwise_surrogate``) run on it unchanged.
+
+    ``f``, ``h`` and ``g`` are any callables ``(x, z) -> logit``: the closed-form optima
+    of a frozen copy of the world (``frozen.f_star``, ...) or trained discriminators.
+    Gradients reach the world's parameters through the reparametrised samples only.
+    """
+
+    def __init__(self, world: "GaussianWorld", f, h, g=None, generator=None):
+        self.world, self.f, self.h, self.g, self.generator = world, f, h, g, generator
+        self.encoder = _Conditional(lambda x: world.encode(x, generator), world.encoder_log_prob)
+        self.decoder = _Conditional(lambda z: world.decode(z, generator), world.decoder_log_prob)
+
+    def sample_prior(self, n: int) -> torch.Tensor:
+        return self.world.sample_prior(n, self.generator)
+
+
+# %% [markdown]
+# The estimate of (11) on `n` draws. One difference from a network's x-half: the world
+# knows the encoder's KL at each drawn $x$ exactly,
+# $\tfrac12\big[\mathrm{tr}\,S + \|Ax + c\|^2 - K - \log|S|\big]$, where a network uses the one-sample
+# $\log q_\phi(z_\epsilon|x) - \log p(z_\epsilon)$ (the same expectation, with more noise).
+
+# %%
+#@save gaussian_world
+from asvae_lib import objectives
+
+
+@add_to_class(GaussianWorld)
+def symmetric_bound_estimate(self, f, h, n: int, kl_weight: float = 1.0, generator=None):
+    """Monte Carlo estimate of (11), the reparametrised cumulative bound (10), by the library's
+    :func:`objectives.x_half` and :func:`objectives.z_half` run on this world (:class:`WorldAsModel`).
+
+    x-half: ``E_{x~q, eps}[log p_theta(x|z_eps) - f(x, z_eps)] - kl_weight * E_q KL(q_phi(z|x)||p(z))``;
+    z-half: ``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]``; ``n`` draws each.
+    One difference from ``objectives.x_half``: the KL is exact at each drawn x,
+    ``1/2 [tr S + ||A x + c||^2 - K - log|S|]``, where a network's is the one-sample
+    ``log q_phi(z_eps|x) - log p(z_eps)`` (the same expectation, with more noise).
+    ``kl_weight`` is the uncertain ELBO term of the x-side (1: the x-half is
+    ``L_x`` at the optimal ``f``; 0: the other reading, chapter 4). Returns the two halves;
+    gradients flow to theta and phi through the reparametrised samples.
+    """
+    model = WorldAsModel(self, f, h, generator=generator)
+    x = self.sample_data(n, generator)
+    x_half = objectives.x_half(model, x, kl_weight=0.0)
+    if kl_weight:
+        z_mean = x @ self.A.T + self.c
+        enc_kl = 0.5 * (self.log_S.exp().sum() + (z_mean**2).sum(-1) - self.K - self.log_S.sum())
+        x_half = x_half - kl_weight * enc_kl.mean()
+    return x_half, objectives.z_half(model, n)
+
 
 # %%
 path = GaussianWorld.random(m, C_general, K=1, seed=3)
@@ -345,7 +584,7 @@ def measure(step, w):
     with torch.no_grad():
         x1, z1 = frozen.symmetric_bound_estimate(f, h, N_MC, kl_weight=1.0, generator=g)
         x0, _ = frozen.symmetric_bound_estimate(f, h, N_MC, kl_weight=0.0, generator=g)
-        rows.append({"step": step, "L_x": frozen.L_x().item(), "x-half, w=1": x1.item(), "x-half, w=0": x0.item(),
+        rows.append({"step": step, "L_x": frozen.L_x().item(), "x-half, β=1": x1.item(), "x-half, β=0": x0.item(),
                      "E_q KL(q(z|x)||p)": frozen.encoder_kl().item(), "L_z": frozen.L_z().item(),
                      "z-half": z1.item(), "left out": frozen.decoder_kl_to_data().item()})
 ascend(path, lambda v: v.L_x() + v.L_z(), steps=STEPS, lr=LR, on_step=measure)
@@ -357,8 +596,8 @@ for r in rows:
 fig, axes = plt.subplots(1, 2, figsize=(12, 3.5))
 s = [r["step"] for r in rows]
 axes[0].plot(s, [r["L_x"] for r in rows], "k-o", label="exact L_x")
-axes[0].plot(s, [r["x-half, w=1"] for r in rows], "C0--s", label="plug-in x-half, w=1")
-axes[0].plot(s, [r["x-half, w=0"] for r in rows], "C1--^", label="plug-in x-half, w=0 (the other reading)")
+axes[0].plot(s, [r["x-half, β=1"] for r in rows], "C0--s", label="plug-in x-half, β=1")
+axes[0].plot(s, [r["x-half, β=0"] for r in rows], "C1--^", label="plug-in x-half, β=0 (the other reading)")
 axes[1].plot(s, [r["L_z"] for r in rows], "k-o", label="exact L_z")
 axes[1].plot(s, [r["L_z"] + r["left out"] for r in rows], "k:", label="exact L_z + left-out term")
 axes[1].plot(s, [r["z-half"] for r in rows], "C2--s", label="plug-in z-half")
@@ -378,8 +617,8 @@ plt.tight_layout(); plt.show()
 
 # %%
 for r in rows:
-    assert abs(r["x-half, w=1"] - r["L_x"]) < 0.06, r
-    assert abs(r["x-half, w=0"] - (r["L_x"] + r["E_q KL(q(z|x)||p)"])) < 0.06, r
+    assert abs(r["x-half, β=1"] - r["L_x"]) < 0.06, r
+    assert abs(r["x-half, β=0"] - (r["L_x"] + r["E_q KL(q(z|x)||p)"])) < 0.06, r
     assert abs(r["z-half"] - (r["L_z"] + r["left out"])) < 0.06, r
 print("the plug-in estimate tracks the exact bound at every stop;",
       f"the z-half overestimates L_z by the left-out term ({min(r['left out'] for r in rows):.2f} to {max(r['left out'] for r in rows):.2f} nats)")
@@ -394,11 +633,34 @@ print("the plug-in estimate tracks the exact bound at every stop;",
 # (`cumulative_bound`), so we can maximise it, under both readings of the x-side,
 # and see where it lands compared with the optimum of $\mathcal L_x + \mathcal L_z$.
 
+# %% [markdown]
+# At $f^*$ the x-half of (10) is $\mathbb E_q\log p_\theta(x|z) - \beta\,\mathbb E_q\mathrm{KL}(q_\phi(z|x)\|p(z)) - \mathrm{KL}(q(x)\|p_\theta(x))$
+# and at $h^*$ the z-half is $\mathbb E_p\log q_\phi(z|x) - \mathrm{KL}(p(z)\|q_\phi(z))$:
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import kl
+
+
+@add_to_class(GaussianWorld)
+def cumulative_bound(self, kl_weight: float = 1.0):
+    """(10) at the optimal discriminators, in closed form, as its two halves.
+
+    x-half: ``E_q[log p_theta(x|z)] - kl_weight * E_q KL(q_phi(z|x)||p(z)) - KL(q(x)||p_theta(x))``
+    (equal to ``L_x`` when ``kl_weight`` is 1);
+    z-half: ``E_p[log q_phi(z|x)] - KL(p(z)||q_phi(z))``
+    (equal to ``L_z + E_p KL(p_theta(x|z)||q(x))``: (10) leaves that term out).
+    """
+    x_half = self.reconstruction_x() - kl_weight * self.encoder_kl() - kl(self.data(), self.model())
+    z_half = self.reconstruction_z() - kl(self.prior(), self.aggregated_posterior())
+    return x_half, z_half
+
+
 # %%
 landing = {"L_x + L_z (Prop. 1)": candidates["AS-VAE optimum"]}
-for w_kl in (1.0, 0.0):
-    landing[f"(10), w={w_kl:g}"] = GaussianWorld.random(m, C_general, K=1, seed=2)
-    maximise(landing[f"(10), w={w_kl:g}"], lambda v, w_kl=w_kl: sum(v.cumulative_bound(w_kl)))
+for beta in (1.0, 0.0):
+    landing[f"(10), β={beta:g}"] = GaussianWorld.random(m, C_general, K=1, seed=2)
+    maximise(landing[f"(10), β={beta:g}"], lambda v, beta=beta: sum(v.cumulative_bound(beta)))
 with torch.no_grad():
     out = {name: {"L_x + L_z": (w.L_x() + w.L_z()).item(), "I_p(x;z)": w.mutual_information_p().item(),
                   "KL(p_theta||q)": kl(w.model(), w.data()).item(), "left out": w.decoder_kl_to_data().item(),
@@ -407,7 +669,7 @@ print(f"{'':22s}" + "".join(f"{c:>16s}" for c in next(iter(out.values()))))
 for name, row in out.items():
     print(f"{name:22s}" + "".join(f"{v:16.4f}" for v in row.values()))
 best = out["L_x + L_z (Prop. 1)"]
-for name in ("(10), w=1", "(10), w=0"):
+for name in ("(10), β=1", "(10), β=0"):
     assert out[name]["L_x + L_z"] < best["L_x + L_z"] - 0.05      # (10)'s optimum is not Prop. 1's
     assert out[name]["I_p(x;z)"] > best["I_p(x;z)"]               # it buys mutual information ...
     assert out[name]["KL(p_theta||q)"] > best["KL(p_theta||q)"]   # ... and puts more mass off the data
@@ -416,7 +678,7 @@ for name in ("(10), w=1", "(10), w=0"):
 # Even with perfect discriminators, the paper's practical objective does not have
 # Proposition 1's optimum: the term it must leave out (it needs $q(x)$) is what
 # holds the decoder's noise and the reverse KL in check. Dropping the ELBO's KL
-# on the x-side ($w = 0$) moves the optimum further. This is a property of (10),
+# on the x-side ($\beta = 0$) moves the optimum further. This is a property of (10),
 # measured here in the one world where everything is known; Part II measures
 # what it does to real training.
 #
@@ -425,13 +687,13 @@ for name in ("(10), w=1", "(10), w=0"):
 # Part II trains neural networks with exactly the objective of section 5. Written
 # out, the encoder and decoder ($\theta, \phi$) maximise the reparametrised bound (11),
 #
-# $$\mathcal L_{xz}(\theta,\phi;\psi,\psi') = \underbrace{\mathbb E_{x\sim q,\,\epsilon}\big[\log p_\theta(x|z_\epsilon) - f_\psi(x, z_\epsilon)\big] - w\,\mathbb E_q\mathrm{KL}(q_\phi(z|x)\|p(z))}_{\text{x-half (AS-VAE-r)}} + \underbrace{\mathbb E_{z\sim p,\,\epsilon}\big[\log q_\phi(z|x_\epsilon) - h_{\psi'}(x_\epsilon, z)\big]}_{\text{z-half (AS-VAE-g)}},$$
+# $$\mathcal L_{xz}(\theta,\phi;\psi,\psi') = \underbrace{\mathbb E_{x\sim q,\,\epsilon}\big[\log p_\theta(x|z_\epsilon) - f_\psi(x, z_\epsilon)\big] - \beta\,\mathbb E_q\mathrm{KL}(q_\phi(z|x)\|p(z))}_{\text{x-half (AS-VAE-r)}} + \underbrace{\mathbb E_{z\sim p,\,\epsilon}\big[\log q_\phi(z|x_\epsilon) - h_{\psi'}(x_\epsilon, z)\big]}_{\text{z-half (AS-VAE-g)}},$$
 #
 # with $z_\epsilon = \mu_\phi(x) + \sigma_\phi(x)\,\epsilon$ and $x_\epsilon = \mu_\theta(z) + \sigma_\theta(z)\,\epsilon$
 # (the reparametrised draws of [KW14]; through a flow, chapter 5, the draw is then pushed
 # through the flow), while the discriminators $\psi, \psi'$ maximise the logistic
-# objectives (5) and (6). The weight $w$ is the uncertain reading of section 5: the
-# library takes it as a setting, and chapter 6 trains both $w = 1$ and $w = 0$.
+# objectives (5) and (6). The weight $\beta$ is the uncertain reading of section 5: the
+# library takes it as a setting (`kl_weight`), and chapter 6 trains both $\beta = 1$ and $\beta = 0$.
 #
 # **$x_\epsilon$ for binary pixels.** On MNIST the decoder is Bernoulli (each pixel
 # intensity read as the probability that the pixel is on; chapter 7). A binary draw is
@@ -446,25 +708,279 @@ for name in ("(10), w=1", "(10), w=0"):
 # discriminators fixed. The paper's typeset (12) was lost, and its sentence admits two
 # readings of what the encoder and decoder ascend: (11) alone (reading A, shown here and
 # measured in section 8) or (11) together with a stake in the discriminators' game
-# (reading B, section 10). Here is the library's code for both steps, the code every
-# model of Part II and III runs.
+# (reading B, section 10). Both steps are written once, as the library's module
+# `asvae_lib/objectives.py` (the cells marked `#@save objectives`): the losses that every
+# model of Part II and III minimises, for one minibatch $x$. First the methods it knows: the
+# VAE, ALI, the two halves of (11) alone or together, and the book's surrogate of section 9;
+# and the two readings of (12).
 
 # %%
-import inspect
+#@save objectives
+"""The objectives of the paper, as losses to minimise, for one minibatch ``x`` (chapter 4).
 
-from asvae_lib import objectives
-from asvae_lib.gaussian_world import WorldAsModel
-from asvae_lib.trainer import Trainer
+* ``"vae"``: the negative ELBO (1).
+* ``"ali"``: ALI (3), one joint discriminator (the ``f`` network, fed ALI's pairs).
+* ``"asvae-r"``, ``"asvae-g"``, ``"asvae"``: the x-half, the z-half, or both halves
+  of the reparametrised cumulative bound (11), with the discriminators of (5)
+  and (6). ``kl_weight`` is the weight of the ELBO's ``KL(q_phi(z|x) || p(z))`` on
+  the x-side, which the paper's text leaves uncertain (1: the x-half is ``L_x``
+  at the optimal ``f``; 0: the literal "log p_theta(x|z) - f") -- see chapter 4.
+  ``rec_z_to_decoder=False`` stops the z-side reconstruction ``log q_phi(z|x_eps)``
+  from training the decoder (an ablation of chapter 6).
+* ``"asvae-pathwise"``: NOT the paper's objective, the book's own variant (chapter 4
+  derives it). A surrogate whose gradient, at the optimal discriminators, is the
+  exact gradient of the symmetric bound ``L_x + L_z`` (8)+(9): the marginal terms
+  reach the networks through generated samples, with a third, ALI-type joint
+  discriminator ``g`` for the decoder's side (:func:`pathwise_surrogate`).
 
-for fn in (objectives.x_half, objectives.z_half, objectives.generator_loss, objectives.discriminator_loss,
-           Trainer.train_step):
-    print(inspect.getsource(fn))
+The game (12) alternates :func:`discriminator_loss` (for psi, psi') and
+:func:`generator_loss` (for theta, phi). The paper's typeset (12) was lost, and its
+sentence reads two ways (``READINGS``; chapter 4 simulates both, chapter 6 trains both):
+
+* reading ``"A"``: theta and phi ascend (11) only; the discriminators ascend (5), (6);
+* reading ``"B"``, the saddle, as a GAN is written: theta and phi also play against the
+  discriminators through the samples inside the pairs of (5) and (6), in the
+  non-saturating form (swapped labels), with weight ``lam`` (:func:`fooling_loss`).
+  At ``lam = 0`` reading B is reading A.
+
+**One draw per network and input.** Each loss draws the samples it needs afresh, unless it is
+given a :class:`StepDraws`: then every loss of one step that asks the encoder for the code of
+the same batch (or the decoder for the data of the same codes) gets the same sample. The
+discriminators' pairs of (5) and (6), the halves of (11) and reading B's fooling losses then
+share four draws, ``z_eps ~ q_phi(z|x)``, ``x_eps ~ p_theta(x|z)`` and the codes and data of
+those, instead of drawing up to fourteen. Each loss is the same estimate in expectation; the
+draws of one step are no longer independent between the losses (the trainer's ``share_draws``).
+"""
+METHODS = ("vae", "ali", "asvae-r", "asvae-g", "asvae", "asvae-pathwise")
+READINGS = ("A", "B")
+SADDLE_METHODS = ("asvae-r", "asvae-g", "asvae")   # the methods of (11), which reading B applies to
+
 
 # %% [markdown]
-# `WorldAsModel` dresses the Gaussian world in the same interface (an `encoder`
-# and a `decoder` with `rsample` and `log_prob`, `sample_prior`, and discriminators
-# `f`, `h`), so the cells below run the library's `generator_loss` itself, not a
-# copy of it, on a model whose exact gradients we know.
+# Each method trains its own discriminators, each on its own pairs, the samplings of
+# chapter 3: none for the VAE, ALI's one on (3), $f$ on (5), $h$ on (6), and the surrogate
+# all three.
+
+# %%
+#@save objectives
+from asvae_lib import pairs
+
+
+def check_method(method: str) -> str:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
+    return method
+
+
+def check_reading(reading: str, method: str) -> str:
+    if reading not in READINGS:
+        raise ValueError(f"unknown reading {reading!r} of the game (12); choose one of {READINGS}")
+    if reading == "B" and method not in SADDLE_METHODS:
+        raise ValueError(f"reading 'B' of (12) is a game of (11): it applies to {SADDLE_METHODS}, not {method!r}")
+    return reading
+
+
+def _schemes(method: str):
+    """(discriminator, pair sampler) couples a method trains."""
+    return {"vae": [], "ali": [("f", pairs.ali_pairs)], "asvae-r": [("f", pairs.f_pairs)],
+            "asvae-g": [("h", pairs.h_pairs)], "asvae": [("f", pairs.f_pairs), ("h", pairs.h_pairs)],
+            "asvae-pathwise": [("f", pairs.f_pairs), ("h", pairs.h_pairs), ("g", pairs.ali_pairs)]}[method]
+
+
+# %% [markdown]
+# One step of the game asks the encoder and the decoder for many samples: the pairs of (5)
+# and (6), the two halves of (11), reading B's losses. `StepDraws` lets all of them share one
+# draw per network and input (the module's docstring above says what that changes); without
+# it, each loss draws afresh.
+
+# %%
+#@save objectives
+import torch
+
+
+class StepDraws:
+    """The samples of one step of the game, one per network and input, for every loss of the step.
+
+    ``encode(v)`` is a draw of ``q_phi(z|v)``, ``decode(z)`` one of ``p_theta(x|z)``, and ``z`` the
+    step's prior codes; asked again for the same tensor (the same object), each returns the same
+    draw. The draws carry gradients: the discriminators' loss detaches its pairs, theta and phi's
+    losses train through them. Draw it before the discriminators' step and use it for that step and
+    the generator's step that follows (the encoder and decoder do not change in between)."""
+
+    def __init__(self, model, x: torch.Tensor):
+        self.model, self.z = model, model.sample_prior(len(x))
+        self._codes, self._data = {}, {}          # id(input) -> (input, draw[, log-density])
+
+    def encode_with_log_prob(self, v: torch.Tensor):
+        """``(z, log q_phi(z|v))`` for ``z ~ q_phi(z|v)``, drawn once for ``v``."""
+        if id(v) not in self._codes:
+            self._codes[id(v)] = (v, *self.model.encoder.rsample_with_log_prob(v))
+        return self._codes[id(v)][1:]
+
+    def encode(self, v: torch.Tensor) -> torch.Tensor:
+        return self.encode_with_log_prob(v)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """``x ~ p_theta(x|z)``, drawn once for ``z``."""
+        if id(z) not in self._data:
+            self._data[id(z)] = (z, self.model.decoder.rsample(z))
+        return self._data[id(z)][1]
+
+
+def _pairs(scheme, model, x: torch.Tensor, draws: "StepDraws | None"):
+    """A scheme's positive and negative pairs: from fresh draws, or from the step's ``draws``."""
+    if draws is None:
+        return scheme(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
+    return scheme(x, draws.z, draws.encode, draws.decode)
+
+
+# %% [markdown]
+# **The discriminators' step.** Each discriminator ascends the logistic objective (4) of
+# chapter 2 on its pairs, with the encoder and decoder held fixed (the pairs are detached):
+
+# %%
+#@save objectives
+from asvae_lib.density_ratio import logistic_objective
+
+
+def discriminator_loss(model, x: torch.Tensor, method: str, draws: StepDraws | None = None) -> dict:
+    """Minus the objective (4) for each discriminator the method uses, on pairs drawn
+    as (3), (5) or (6) with the encoder and decoder held fixed (fresh, or the step's ``draws``)."""
+    losses = {}
+    for name, scheme in _schemes(check_method(method)):
+        with torch.set_grad_enabled(draws is not None and torch.is_grad_enabled()):   # the draws keep theirs
+            pos, neg = _pairs(scheme, model, x, draws)
+        pos, neg = (tuple(t.detach() for t in pair) for pair in (pos, neg))
+        disc = getattr(model, name, None)
+        if disc is None:
+            raise ValueError(f"{method!r} needs a joint discriminator {name!r}: build the model with "
+                             f"joint_discriminator=True (models.mlp_asvae)")
+        losses[f"loss_{name}"] = -logistic_objective(disc(*pos), disc(*neg))
+    return losses
+
+
+# %% [markdown]
+# **The encoder and decoder's step.** The VAE's loss is minus the one-sample ELBO (1),
+# $\log p_\theta(x|z) + \log p(z) - \log q_\phi(z|x)$ at $z \sim q_\phi(z|x)$:
+
+# %%
+#@save objectives
+from asvae_lib.gaussians import normal_log_prob
+
+
+def prior_log_prob(z: torch.Tensor) -> torch.Tensor:
+    """``log p(z)`` for the prior ``N(0, I)``."""
+    return normal_log_prob(z, 0.0, torch.zeros_like(z))
+
+
+def elbo(model, x: torch.Tensor) -> torch.Tensor:
+    """(1), one-sample estimate: ``log p_theta(x|z) + log p(z) - log q_phi(z|x)``, ``z ~ q_phi(z|x)``."""
+    z, log_q = model.encoder.rsample_with_log_prob(x)
+    log_prior = prior_log_prob(z)
+    return (model.decoder.log_prob(x, z) + log_prior - log_q).mean()
+
+
+# %% [markdown]
+# AS-VAE's are the two halves of (11) above, each a Monte Carlo mean. The x-half weighs the
+# ELBO's KL by $\beta$ (`kl_weight`), estimated with the same sample as the reconstruction, so
+# that it also works for an encoder with a flow (chapter 5); the z-half decodes prior codes
+# and asks the encoder to recover them.
+
+# %%
+#@save objectives
+def x_half(model, x: torch.Tensor, kl_weight: float = 1.0, draws: StepDraws | None = None) -> torch.Tensor:
+    """``E_{x~q, eps}[log p_theta(x|z_eps) - f(x, z_eps)] - kl_weight * E KL(q_phi(z|x) || p(z))``.
+    The KL is estimated with the same sample, ``log q_phi(z|x) - log p(z)``, which works with flows."""
+    z, log_q = model.encoder.rsample_with_log_prob(x) if draws is None else draws.encode_with_log_prob(x)
+    log_prior = prior_log_prob(z)
+    value = model.decoder.log_prob(x, z) - model.f(x, z)
+    if kl_weight:
+        value = value - kl_weight * (log_q - log_prior)
+    return value.mean()
+
+
+def z_half(model, n: int, rec_z_to_decoder: bool = True, draws: StepDraws | None = None) -> torch.Tensor:
+    """``E_{z~p, eps}[log q_phi(z|x_eps) - h(x_eps, z)]`` with ``x_eps`` the decoder's reparametrised draw.
+    With ``rec_z_to_decoder=False`` the reconstruction term sees ``x_eps`` detached: it trains
+    the encoder only, and the decoder is moved by the ``h``-term alone."""
+    z = model.sample_prior(n) if draws is None else draws.z
+    x = model.decoder.rsample(z) if draws is None else draws.decode(z)
+    x_rec = x if rec_z_to_decoder else x.detach()
+    return (model.encoder.log_prob(z, x_rec) - model.h(x, z)).mean()
+
+
+# %% [markdown]
+# The step's loss, by method: minus the ELBO, ALI's swapped-label loss (the encoder and
+# decoder try to fool its discriminator), minus the book's surrogate (section 9), or minus
+# (11); under reading B the methods of (11) add the fooling losses of section 10.
+
+# %%
+#@save objectives
+def generator_loss(model, x: torch.Tensor, method: str, kl_weight: float = 1.0,
+                   rec_z_to_decoder: bool = True, reading: str = "A", lam: float = 1.0,
+                   draws: StepDraws | None = None) -> torch.Tensor:
+    """The loss theta and phi minimise at one step of the game (12): minus (1), ALI's
+    swapped-label loss, minus (11) (its x-half, z-half or both), or minus the book's
+    pathwise surrogate. Under ``reading="B"`` the methods of (11) add ``lam`` times
+    :func:`saddle_loss` (at ``lam = 0`` nothing is added, and no random number drawn).
+    ``draws`` (:class:`StepDraws`, for the methods of (11)) shares the step's samples."""
+    check_method(method)
+    check_reading(reading, method)
+    if method == "vae":
+        return -elbo(model, x)
+    if method == "asvae-pathwise":
+        return -pathwise_surrogate(model, x)
+    if method == "ali":
+        # the encoder and decoder fool ALI's discriminator: swapped labels (non-saturating form)
+        pos, neg = pairs.ali_pairs(x, model.sample_prior(len(x)), model.encoder.rsample, model.decoder.rsample)
+        return fooling_loss(model.f, pos, neg)
+    value = 0.0
+    if method in ("asvae-r", "asvae"):
+        value = value + x_half(model, x, kl_weight, draws)
+    if method in ("asvae-g", "asvae"):
+        value = value + z_half(model, len(x), rec_z_to_decoder, draws)
+    loss = -value
+    if reading == "B" and lam:
+        loss = loss + lam * saddle_loss(model, x, method, draws)
+    return loss
+
+
+# %% [markdown]
+# Training stops early on two reconstructions measured on held-out data: of $x$ through the
+# encoder and of prior codes $z$ through the decoder, the two reconstruction terms of the
+# symmetric bound (section 2).
+
+# %%
+#@save objectives
+@torch.no_grad()
+def reconstruction_losses(model, x: torch.Tensor) -> dict:
+    """The validation losses early stopping watches: how badly x is reconstructed
+    through the encoder (``-log p_theta(x|z)``, ``z ~ q_phi(z|x)``) and z through the
+    decoder (``-log q_phi(z|x)``, ``x ~ p_theta(x|z)``), plus the squared error of x."""
+    z = model.encoder.rsample(x)
+    prior_z = model.sample_prior(len(x))
+    return {"rec_x": -model.decoder.log_prob(x, z).mean().item(),
+            "rec_z": -model.encoder.log_prob(prior_z, model.decoder.rsample(prior_z)).mean().item(),
+            "mse_x": ((model.decoder.mean(z) - x) ** 2).sum(-1).mean().item()}
+
+
+# %% [markdown]
+# The trainer's `train_step` ([asvae_lib/trainer.py](../asvae_lib/trainer.py)) alternates the
+# two steps on each minibatch, sharing one `StepDraws` between the first of each (abridged):
+#
+# ```python
+# for i in range(self.config.disc_steps if method != "vae" else 0):
+#     losses = objectives.discriminator_loss(m, x, method, draws if i == 0 else None)
+#     self._apply(sum(losses.values()), self.opt_disc, m.discriminator_parameters(), ...)
+# for i in range(self.config.gen_steps):
+#     loss = objectives.generator_loss(m, x, method, self.config.kl_weight, self.config.rec_z_to_decoder,
+#                                      self.config.reading, self.config.lam, draws if i == 0 else None)
+#     self._apply(loss, self.opt_gen, m.generator_parameters(), ...)
+# ```
+#
+# Section 5's `WorldAsModel` gives the Gaussian world the interface these losses expect, so
+# the cells below run `generator_loss` itself, not a copy of it, on a model whose exact
+# gradients we know.
 #
 # ## 8. Where the gradients of (11) go
 #
@@ -500,11 +1016,12 @@ exact_10 = flat(torch.autograd.grad(sum(probe.cumulative_bound(1.0)), params))
 
 
 def mc_gradients(f, h, g=None, seed=7, n=N_MC):
-    """Monte Carlo gradients of (11) (the library's generator loss, kl_weight 1) and of the
-    book's pathwise surrogate (section 9), with the discriminators f, h, g held fixed."""
+    """Monte Carlo gradients of (11) (``generator_loss`` of section 7, kl_weight 1) and of the
+    book's pathwise surrogate (section 9 derives it; here the library's), with the
+    discriminators f, h, g held fixed."""
     model = WorldAsModel(probe, f, h, g, generator=torch.Generator().manual_seed(seed))
     x = probe.sample_data(n, model.generator)
-    plug_in = flat(torch.autograd.grad(-objectives.generator_loss(model, x, "asvae"), params))
+    plug_in = flat(torch.autograd.grad(-generator_loss(model, x, "asvae"), params))
     pathwise = flat(torch.autograd.grad(objectives.pathwise_surrogate(model, x), params)) if g is not None else None
     return plug_in, pathwise
 
@@ -586,15 +1103,64 @@ print(f"(11): {min(r['(11) vs grad (10)'] for r in gradient_rows):.3f}-{max(r['(
 # Put together with $\mathcal L_x = \mathcal L_{\rm VAE} - \mathrm{KL}(q\|p_\theta)$ and
 # $\mathcal L_z = \mathbb E_p\log q_\phi(z) - \mathrm{KL}(p_\theta(x,z)\|q_\phi(x,z))$, the surrogate
 #
-# $$S = \mathcal L_{\rm VAE} + \mathbb E_p \log q_\phi\big(z\,\big|\,\mathrm{sg}(x_\epsilon)\big) + \mathbb E\,\bar g(x_\epsilon, z) + \mathbb E\, e^{\bar f(x_\epsilon)} + \mathbb E\, e^{\bar h(z_\epsilon)}$$
+# $$\tilde{\mathcal L} = \mathcal L_{\rm VAE} + \mathbb E_p \log q_\phi\big(z\,\big|\,\mathrm{sg}(x_\epsilon)\big) + \mathbb E\,\bar g(x_\epsilon, z) + \mathbb E\, e^{\bar f(x_\epsilon)} + \mathbb E\, e^{\bar h(z_\epsilon)}$$
 #
 # ($\mathrm{sg}$: stop the gradient) has, at the optimal discriminators, exactly the
 # gradient of $\mathcal L_x + \mathcal L_z$ in both $\theta$ and $\phi$. It needs a third
 # discriminator, on the pairs (3) of ALI [Dum17]. This is the book's own construction, trained in
-# chapter 6 under the name `asvae-pathwise`; it is not the paper's objective. Here it is:
+# chapter 6 under the name `asvae-pathwise`; it is not the paper's objective.
+#
+# Two of its terms are exponentials of a discriminator's logit, and a trained
+# discriminator's occasional large logit would blow them up (the end of this section
+# measures why). The library continues $e^t$ by its tangent line above $t = 4$:
 
 # %%
-print(inspect.getsource(objectives.pathwise_surrogate))
+#@save objectives
+import math
+
+EXP_CLIP = 4.0   # exp(f) is continued linearly above exp(4) = 55 (see clipped_exp)
+
+
+def clipped_exp(t: torch.Tensor, clip: float = EXP_CLIP) -> torch.Tensor:
+    """``exp(t)`` up to ``t = clip``, continued by its tangent line above it, so that a
+    discriminator's occasional large logit cannot blow up the surrogate's gradient."""
+    return torch.where(t <= clip, t.clamp(max=clip).exp(), math.exp(clip) * (1 + t - clip))
+
+
+# %% [markdown]
+# The surrogate $\tilde{\mathcal L}$, line by line as above; the frozen discriminators are the
+# model's `f`, `h` and `g`, whose parameters this loss does not step:
+
+# %%
+#@save objectives
+def pathwise_surrogate(model, x: torch.Tensor, clip: float = EXP_CLIP) -> torch.Tensor:
+    """The book's gradient-correct surrogate of ``L_x + L_z`` (chapter 4; not the paper's (11)).
+
+    With the discriminators frozen (their parameters are not stepped by this loss) and
+    ``x_eps``, ``z_eps`` reparametrised draws of the decoder and the encoder::
+
+        ELBO(x)                                        # (1): gradient of L_VAE
+        + E_p log q_phi(z | stopgrad x_eps)             # the phi-part of -KL(p_theta(x,z) || q_phi(x,z))
+        + E g(x_eps, z)                                 # its theta-part: g* = log q_phi(x,z) - log p_theta(x,z)
+        + E exp f(x_eps, .)                             # -KL(q(x) || p_theta(x)) in theta, f* = log q/p_theta
+        + E exp h(., z_eps)                             # E_p log q_phi(z) in phi, h* = log p(z)/q_phi(z)
+
+    Each line's gradient equals the exact gradient of the term it stands for when the
+    discriminator is optimal (``grad E_q log p_theta = grad E exp f*(x_eps)`` because
+    ``q / p_theta = exp f*``; likewise for ``h``; and a reparametrised joint's KL has the
+    pathwise gradient of minus its log ratio). The exponentials use :func:`clipped_exp`.
+    """
+    n = len(x)
+    z = model.sample_prior(n)
+    x_fake = model.decoder.rsample(z)                  # x_eps, carries the decoder's gradient
+    z_real = model.encoder.rsample(x)                  # z_eps, carries the encoder's gradient
+    value = elbo(model, x)
+    value = value + model.encoder.log_prob(z, x_fake.detach()).mean()
+    value = value + model.g(x_fake, z).mean()
+    value = value + clipped_exp(model.f(x_fake, model.encoder.rsample(x_fake).detach()), clip).mean()
+    value = value + clipped_exp(model.h(model.decoder.rsample(z_real).detach(), z_real), clip).mean()
+    return value
+
 
 # %% [markdown]
 # Each line of the lemma, checked with the closed-form optimal discriminators of a
@@ -623,7 +1189,7 @@ def lemma_rows(world, seed, n=N_MC):
 rows = lemma_rows(probe, seed=11)
 for name, err in rows.items():
     print(f"{name:40s} relative error {err:.4f}")
-print(f"{'whole surrogate S vs grad(L_x + L_z)':40s} relative error {optimum['pathwise vs grad L_x+L_z']:.4f}")
+print(f"{'whole surrogate L̃ vs grad(L_x + L_z)':40s} relative error {optimum['pathwise vs grad L_x+L_z']:.4f}")
 assert all(err < 0.03 for err in rows.values()), rows
 assert optimum["pathwise vs grad L_x+L_z"] < 0.03
 
@@ -659,7 +1225,7 @@ for name, w in (("wide model", probe), ("narrow model", narrow)):
 assert max(wide_errs) < 0.03 and max(narrow_errs) > 5 * max(wide_errs)
 
 # %% [markdown]
-# That is why `pathwise_surrogate` clips the exponential (`clipped_exp`: $e^t$ up to
+# That is why `pathwise_surrogate` clips the exponential (`clipped_exp` above: $e^t$ up to
 # $t = 4$, its tangent line above), trading bias for variance. Chapter 6 measures
 # whether the corrected direction helps a neural AS-VAE in practice.
 
@@ -679,17 +1245,55 @@ assert max(wide_errs) < 0.03 and max(narrow_errs) > 5 * max(wide_errs)
 #
 # $$-\mathcal L_{xz} + \lambda\Big[-\mathbb E_{\rm neg}\log\sigma(f_\psi) - \mathbb E_{\rm pos}\log\big(1-\sigma(f_\psi)\big)\Big]_{(5)} + \lambda\Big[-\mathbb E_{\rm neg}\log\sigma(h_{\psi'}) - \mathbb E_{\rm pos}\log\big(1-\sigma(h_{\psi'})\big)\Big]_{(6)}$$
 #
-#   (`objectives.generator_loss(..., reading="B", lam=λ)`; each bracket is
-#   `objectives.fooling_loss`). $\lambda = 1$ is the plain saddle, $\lambda = 0$ is reading A.
+#   (`generator_loss(..., reading="B", lam=λ)` of section 7). $\lambda = 1$ is the plain
+#   saddle, $\lambda = 0$ is reading A.
 #
+# Each bracket is the discriminator's loss, minus (4), with the labels swapped: the encoder
+# and decoder are rewarded where the discriminator mistakes negatives for positives and
+# positives for negatives. Its gradient reaches them through the samples inside the pairs.
+
+# %%
+#@save objectives
+def fooling_loss(disc, pos: tuple, neg: tuple) -> torch.Tensor:
+    """The non-saturating loss of the players a discriminator judges: minus (4) with the
+    labels swapped, ``-(mean log sigma(d(neg)) + mean log(1 - sigma(d(pos))))``. Its gradient
+    reaches the encoder and decoder through the samples inside ``pos`` and ``neg``."""
+    logit_pos = disc(*pos)          # positives first: the order of dropout draws ALI's loss has always had
+    return -logistic_objective(disc(*neg), logit_pos)
+
+
+def saddle_loss(model, x: torch.Tensor, method: str, draws: StepDraws | None = None) -> torch.Tensor:
+    """Reading B's extra loss for theta and phi: :func:`fooling_loss` of each discriminator the
+    method uses, on fresh pairs (5) and/or (6). The decoder is reached through ``x_eps`` in
+    f's negatives, the encoder through the encoded data in h's negatives (and both through
+    the other samples of the pairs)."""
+    loss = 0.0
+    for name, scheme in _schemes(method):
+        loss = loss + fooling_loss(getattr(model, name), *_pairs(scheme, model, x, draws))
+    return loss
+
+
+# %% [markdown]
 # **What each reading follows at the optimal discriminators.** Hold the discriminators'
 # parameters fixed at $f^*$, $h^*$. Under reading A the plug-in terms give no gradient
 # (section 8), so (11) ascends only
 #
-# $$R(\theta,\phi) = \mathbb E_{q_\phi(x,z)}\log p_\theta(x|z) - w\,\mathbb E_q\mathrm{KL}(q_\phi(z|x)\|p(z)) + \mathbb E_{p_\theta(x,z)}\log q_\phi(z|x)$$
+# $$R(\theta,\phi) = \mathbb E_{q_\phi(x,z)}\log p_\theta(x|z) - \beta\,\mathbb E_q\mathrm{KL}(q_\phi(z|x)\|p(z)) + \mathbb E_{p_\theta(x,z)}\log q_\phi(z|x)$$
 #
-# (`GaussianWorld.reconstructions`): nothing in it holds the marginals $p_\theta(x)$ and
-# $q_\phi(z)$ in place. Under reading B, $f$'s negatives carry $\theta$ through
+# nothing in it holds the marginals $p_\theta(x)$ and $q_\phi(z)$ in place. In closed form:
+
+# %%
+#@save gaussian_world
+@add_to_class(GaussianWorld)
+def reconstructions(self, kl_weight: float = 1.0) -> torch.Tensor:
+    """``E_q[log p_theta(x|z)] - kl_weight * E_q KL(q_phi(z|x)||p(z)) + E_p[log q_phi(z|x)]``:
+    the objective whose gradient (11) follows at ``f*``, ``h*`` (reading A). The plug-in terms
+    give no gradient there: ``f*`` ignores z and meets real x, ``h*`` ignores x and meets prior z."""
+    return self.reconstruction_x() - kl_weight * self.encoder_kl() + self.reconstruction_z()
+
+
+# %% [markdown]
+# Under reading B, $f$'s negatives carry $\theta$ through
 # $x_\epsilon = G_\theta(z', \epsilon)$, and $\sigma(f^*) = q/(q + p_\theta)$, so the bracket (5)
 # has the $\theta$-gradient $\nabla_\theta \mathbb E_{p_\theta}\big[\log\frac{q + \bar p_\theta}{q}\big]$
 # ($\bar p_\theta$: held fixed, the reparametrisation trick for a fixed function, as in
@@ -707,8 +1311,33 @@ assert max(wide_errs) < 0.03 and max(narrow_errs) > 5 * max(wide_errs)
 #
 # $$B_\lambda(\theta,\phi) = R(\theta,\phi) - \lambda\big[D(p_\theta(x), q(x)) + D(q_\phi(z), p(z))\big],\qquad D(a, b) = \mathrm{KL}(a\|b) - 2\,\mathrm{JSD}(a, b)$$
 #
-# (`GaussianWorld.reading_b_objective`; the JSDs have no closed form and are computed by
-# quadrature, `gaussians.jsd`). Both $D$ terms have zero gradient where the marginals match,
+# (the JSDs have no closed form and are computed by quadrature, chapter 1's `jsd`):
+
+# %%
+#@save gaussian_world
+from asvae_lib.gaussians import jsd, kl
+
+
+@add_to_class(GaussianWorld)
+def saddle_divergences(self) -> tuple:
+    """``KL(p_theta(x)||q(x)) - 2 JSD(p_theta(x), q(x))`` and ``KL(q_phi(z)||p(z)) - 2 JSD(q_phi(z), p(z))``:
+    at the optimal discriminators, the decoder descends the first and the encoder the second
+    under reading B's fooling losses (the JSDs by quadrature, :func:`gaussians.jsd`)."""
+    p_x, q_z = self.model(), self.aggregated_posterior()
+    return (kl(p_x, self.data()) - 2 * jsd(p_x, self.data()),
+            kl(q_z, self.prior()) - 2 * jsd(q_z, self.prior()))
+
+
+@add_to_class(GaussianWorld)
+def reading_b_objective(self, lam: float = 1.0, kl_weight: float = 1.0) -> torch.Tensor:
+    """What reading B ascends at the optimal discriminators: :meth:`reconstructions`
+    minus ``lam`` times both :meth:`saddle_divergences`."""
+    d_x, d_z = self.saddle_divergences()
+    return self.reconstructions(kl_weight) - lam * (d_x + d_z)
+
+
+# %% [markdown]
+# Both $D$ terms have zero gradient where the marginals match,
 # and so do (10)'s marginal KLs: there the gradients of A, B and (10) are all $\nabla R$.
 # Away from that set none of the three agree, and neither reading follows (10) or
 # $\mathcal L_x + \mathcal L_z$; what B adds is a force on each marginal applied to the network
@@ -731,7 +1360,7 @@ def reading_gradient(w, reading, seed=0, n=N_MC):
     model = WorldAsModel(w, fz.f_star, fz.h_star, generator=torch.Generator().manual_seed(seed))
     x = w.sample_data(n, model.generator)
     ps = w.decoder_parameters() + w.encoder_parameters()
-    return flat(torch.autograd.grad(-objectives.generator_loss(model, x, "asvae", reading=reading, lam=1.0), ps))
+    return flat(torch.autograd.grad(-generator_loss(model, x, "asvae", reading=reading, lam=1.0), ps))
 
 
 def exact_gradient(w, objective):
@@ -787,10 +1416,90 @@ assert spread["A vs grad (10)"].median() > 0.05 and spread["B vs grad (10)"].med
 # reading, with discriminators that are (i) the closed-form optima of the current
 # encoder and decoder, recomputed at every step, or (ii) quadratic discriminators
 # (well specified here) trained a few Adam steps per step of the game and kept from step
-# to step, as in a trained model (`gaussian_world.play`). Beside them, the closed-form
+# to step, as in a trained model (`play`, below). Beside them, the closed-form
 # ascent of (10), and the targets: Proposition 1's optimum (maximum-likelihood PPCA with
 # its exact posterior, section 3) and (10)'s optimum (section 6). Proposition 1's two KLs
 # are zero, below the logarithmic axes.
+#
+# At each step of the game the discriminators are either recomputed in closed form from a
+# frozen copy of the world, or trained a few steps on fresh pairs of (5) and (6) with
+# `discriminator_loss`, keeping their weights:
+
+# %%
+#@save gaussian_world
+import copy
+
+from asvae_lib import objectives
+
+
+def _optimal_discriminators(world: GaussianWorld):
+    """``f*``, ``h*`` (7) of the current encoder and decoder, on a frozen copy of the world."""
+    frozen = copy.deepcopy(world).requires_grad_(False)
+    return frozen.f_star, frozen.h_star
+
+
+def _trained_discriminators(world: GaussianWorld, disc: dict, opt_disc, n: int, disc_steps: int, g):
+    """``disc_steps`` Adam steps of the discriminators ``disc["f"]``, ``disc["h"]`` on ``n`` fresh
+    pairs (5), (6) each (``objectives.discriminator_loss``); returns them frozen."""
+    model = WorldAsModel(world, disc["f"], disc["h"], generator=g)
+    for _ in range(disc_steps):
+        loss = sum(objectives.discriminator_loss(model, world.sample_data(n, g), "asvae").values())
+        opt_disc.zero_grad()
+        loss.backward()
+        opt_disc.step()
+    return tuple(d.requires_grad_(False) for d in disc.values())
+
+
+# %% [markdown]
+# The game itself: Adam on $\theta, \phi$ with `generator_loss` under the reading asked for,
+# one step per step of the discriminators.
+
+# %%
+#@save gaussian_world
+from asvae_lib import objectives
+from asvae_lib.density_ratio import QuadraticDiscriminator
+
+
+def play(world: GaussianWorld, reading: str = "A", lam: float = 1.0, discriminators: str = "optimal",
+         steps: int = 3000, lr: float = 0.01, n: int = 4096, disc_steps: int = 5, disc_lr: float = 0.05,
+         seed: int = 0, on_step=None) -> GaussianWorld:
+    """The game (12) in the Gaussian world, with the library's losses.
+
+    At every step theta and phi take one Adam step on ``objectives.generator_loss``
+    (method ``"asvae"``, reading ``"A"`` or ``"B"`` with weight ``lam``), on ``n`` fresh draws.
+    The discriminators are either ``"optimal"``, the closed-form ``f*``, ``h*`` (7) of the
+    current encoder and decoder, or ``"quadratic"``: two :class:`QuadraticDiscriminator`
+    (well specified here) that take ``disc_steps`` Adam steps on the pairs (5), (6) of
+    ``objectives.discriminator_loss`` before each step of the encoder and decoder, and
+    keep their weights from step to step, as in a trained model. ``on_step(step, world)``
+    is called before every step and at the end. Returns the world, trained in place.
+    """
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(world.parameters(), lr=lr)
+    if discriminators == "quadratic":
+        disc = {"f": QuadraticDiscriminator(world.D + world.K), "h": QuadraticDiscriminator(world.D + world.K)}
+        opt_disc = torch.optim.Adam([p for d in disc.values() for p in d.parameters()], lr=disc_lr)
+    elif discriminators != "optimal":
+        raise ValueError(f"discriminators must be 'optimal' or 'quadratic', not {discriminators!r}")
+    for step in range(steps):
+        if on_step is not None:
+            on_step(step, world)
+        if discriminators == "optimal":
+            f, h = _optimal_discriminators(world)
+        else:
+            f, h = _trained_discriminators(world, disc, opt_disc, n, disc_steps, g)
+        model = WorldAsModel(world, f, h, generator=g)
+        loss = objectives.generator_loss(model, world.sample_data(n, g), "asvae", reading=reading, lam=lam)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if discriminators == "quadratic":
+            for d in disc.values():
+                d.requires_grad_(True)
+    if on_step is not None:
+        on_step(steps, world)
+    return world
+
 
 # %%
 GAME = pick(quick={"steps": 1000, "lr": 0.02, "n": 1024, "disc_steps": 2},
@@ -979,15 +1688,15 @@ print("Exercise 4.1: correct")
 # %% [markdown]
 # **Exercise 4.2 (the other reading of the KL weight: predict, then measure).** Section 5
 # left open whether (10) carries the ELBO's $-\mathrm{KL}(q_\phi(z|x)\|p(z))$ on the x-side
-# ($w = 1$) or not ($w = 0$), and section 8 measured the gradient error of (11) for
-# $w = 1$ only. Change the reading to $w = 0$. Give (11) the optimal discriminators
+# ($\beta = 1$) or not ($\beta = 0$), and section 8 measured the gradient error of (11) for
+# $\beta = 1$ only. Change the reading to $\beta = 0$. Give (11) the optimal discriminators
 # $f^*$, $h^*$ of a frozen copy of the world, so that what is left is the objective's
 # own bias, and compare its gradient with the exact gradient of (10) under the same
-# $w$. *Before you run anything*, write down in `PREDICTION` how going from $w = 1$ to
-# $w = 0$ changes the size of the error, $\|\nabla(11) - \nabla(10)\|$, and the relative
+# $\beta$. *Before you run anything*, write down in `PREDICTION` how going from $\beta = 1$ to
+# $\beta = 0$ changes the size of the error, $\|\nabla(11) - \nabla(10)\|$, and the relative
 # error, $\|\nabla(11) - \nabla(10)\| / \|\nabla(10)\|$: "larger", "same" (within 2%, about the
 # Monte Carlo error) or "smaller", and why. (Which terms of (10) does (11)'s gradient
-# miss at the optimal discriminators, and does $w$ appear in them?)
+# miss at the optimal discriminators, and does $\beta$ appear in them?)
 #
 # Then implement `plug_in_gradient(world, kl_weight, n, seed)`: the Monte Carlo gradient
 # of (11), through the library's `objectives.generator_loss` with method `"asvae"` on a
@@ -1034,34 +1743,34 @@ data_cov = torch.tensor([[3.0, 0.8, 0.2], [0.8, 1.5, 0.1], [0.2, 0.1, 0.6]], dty
 flat = lambda gs: torch.cat([gr.flatten() for gr in gs])
 
 
-def follows(world, w):
+def follows(world, beta):
     """What (11)'s gradient is at f*, h*: f* ignores z and h* ignores x, so neither term has a pathwise
     gradient, and the two reconstructions and the weighted encoder KL are left (closed form here)."""
     params = world.decoder_parameters() + world.encoder_parameters()
-    return flat(torch.autograd.grad(world.reconstruction_x() - w * world.encoder_kl() + world.reconstruction_z(), params))
+    return flat(torch.autograd.grad(world.reconstruction_x() - beta * world.encoder_kl() + world.reconstruction_z(), params))
 
 
 world = GaussianWorld.random(data_mean, data_cov, K=1, seed=4)
 params = world.decoder_parameters() + world.encoder_parameters()
 errors = {}
-for w in (1.0, 0.0):
-    plug_in, target = plug_in_gradient(world, w, n=100_000, seed=0), follows(world, w)
+for beta in (1.0, 0.0):
+    plug_in, target = plug_in_gradient(world, beta, n=100_000, seed=0), follows(world, beta)
     assert plug_in.shape == target.shape, "one entry per parameter: the decoder's, then the encoder's"
     assert (plug_in - target).norm() < 0.03 * target.norm(), "not the gradient of (11) at f*, h*"
-    exact_10 = flat(torch.autograd.grad(sum(world.cumulative_bound(w)), params))
-    errors[w] = {"error": (plug_in - exact_10).norm().item(), "relative error": ((plug_in - exact_10).norm() / exact_10.norm()).item()}
-    print(f"w = {w:g}: ||grad (11) - grad (10)|| = {errors[w]['error']:.4f}, relative {errors[w]['relative error']:.4f}"
+    exact_10 = flat(torch.autograd.grad(sum(world.cumulative_bound(beta)), params))
+    errors[beta] = {"error": (plug_in - exact_10).norm().item(), "relative error": ((plug_in - exact_10).norm() / exact_10.norm()).item()}
+    print(f"β = {beta:g}: ||grad (11) - grad (10)|| = {errors[beta]['error']:.4f}, relative {errors[beta]['relative error']:.4f}"
           f"   (||grad (10)|| = {exact_10.norm():.4f})")
 trend = lambda before, after: "same" if abs(after / before - 1) < 0.02 else "larger" if after > before else "smaller"
 seen = {key: trend(errors[1.0][key], errors[0.0][key]) for key in ("error", "relative error")}
 assert set(PREDICTION) == set(seen) and all(v in ("larger", "same", "smaller") for v in PREDICTION.values()), \
     "write your predictions first"
 for key in seen:
-    print(f"{key} from w = 1 to w = 0: predicted {PREDICTION[key]}, measured {seen[key]}")
+    print(f"{key} from β = 1 to β = 0: predicted {PREDICTION[key]}, measured {seen[key]}")
 ### BEGIN HIDDEN TESTS
 other = GaussianWorld.random(data_mean, data_cov, K=1, seed=5)
-for w in (1.0, 0.0):
-    target = follows(other, w)
-    assert (plug_in_gradient(other, w, n=50_000, seed=1) - target).norm() < 0.04 * target.norm()
+for beta in (1.0, 0.0):
+    target = follows(other, beta)
+    assert (plug_in_gradient(other, beta, n=50_000, seed=1) - target).norm() < 0.04 * target.norm()
 ### END HIDDEN TESTS
 print("Exercise 4.2: done (the predictions are yours to explain, right or wrong)")
