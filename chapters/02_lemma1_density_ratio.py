@@ -62,7 +62,6 @@ if "google.colab" in sys.modules:
     print("profile:", os.environ.get("ASVAE_PROFILE", "quick"))
 
 # %%
-import inspect
 import math
 import time
 
@@ -71,13 +70,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from asvae_lib.density_ratio import (
-    MLPDiscriminator,
-    QuadraticDiscriminator,
-    logistic_objective,
-    ratio_rmse,
-    train_discriminator,
-)
 from asvae_lib.gaussians import Gaussian
 from asvae_lib.profile import pick, profile
 
@@ -125,23 +117,62 @@ print("profile:", profile())
 # $\sigma(1-\sigma)$ is at most $\tfrac14$. So the error of a learned logit that
 # matters is its squared error **under the mixture** $m$, where the classifier has
 # data: this chapter measures it there (`ratio_rmse` at fresh draws from $m$).
-# The library computes (4) with the stable form $\log(1-\sigma(t)) = \log\sigma(-t)$.
 #
-# **Check: the pointwise maximum.** For a few pairs $(a, b)$, some very unequal,
-# the argmax of $\varphi$ over $10^6$ grid values of $s$ is $a/(a+b)$ and its logit
-# is $\log a - \log b$, to within what one grid step allows.
+# **The objective in code.** With samples in place of expectations, (4) is the mean
+# of $\log\sigma(f)$ over the logits of the positives (samples of $p$) plus the mean of
+# $\log(1-\sigma(f))$ over the logits of the negatives (samples of $q$). The second
+# term is computed as $\log(1-\sigma(t)) = \log\sigma(-t)$: `logsigmoid` evaluates
+# it without forming $1-\sigma(t)$, which rounds to 0 once $t$ exceeds about 17 in
+# float32 (37 in float64) and would give $\log 0$. The cells marked
+# `#@save density_ratio` are the library's module `asvae_lib/density_ratio.py`, which
+# chapters 3 and 4 and the models import.
 
 # %%
-print(inspect.getsource(logistic_objective))
+#@save density_ratio
+"""Density ratios by classification: Lemma 1 and the discriminators of AS-VAE (chapter 2).
+
+Lemma 1: the ``f`` that maximises the objective (4),
+``E_p[log sigma(f(u))] + E_q[log(1 - sigma(f(u)))]``, is ``f*(u) = log p(u) - log q(u)``. So
+a classifier that tells samples of ``p`` (label 1) from samples of ``q`` (label 0) learns
+the log density ratio in its logit. AS-VAE uses this twice (Corollary 1.1): ``f`` on the
+pairs of (5) and ``h`` on the pairs of (6). Inputs are tuples of tensors (``(x, z)`` for
+the joint discriminators, ``(u,)`` for a single variable), concatenated along the last axis.
+"""
+import torch
+import torch.nn.functional as F
+
+
+def logistic_objective(logit_pos: torch.Tensor, logit_neg: torch.Tensor) -> torch.Tensor:
+    """The objective (4): ``mean log sigma(f_pos) + mean log(1 - sigma(f_neg))``.
+
+    ``log(1 - sigma(t)) = log sigma(-t)``, computed stably by ``logsigmoid``.
+    """
+    return F.logsigmoid(logit_pos.float()).mean() + F.logsigmoid(-logit_neg.float()).mean()
+
+
+# %% [markdown]
+# **Check: the pointwise maximum.** For a few pairs $(a, b)$, some very unequal,
+# the argmax of $\varphi$ over $10^6$ grid values of $s$ is $a/(a+b)$ and its logit
+# is $\log a - \log b$, to within what one grid step allows: the argmax is at most
+# one step from $s^*$, and moving $s$ by one step moves the logit
+# $\log\frac{s}{1-s}$ by about the step divided by $s^*(1-s^*)$. The last line checks
+# `logistic_objective` against (4) written out with $\log(1-\sigma)$, at logits mild
+# enough for that form to be exact.
+
+# %%
 s_grid = torch.linspace(1e-7, 1 - 1e-7, 1_000_001, dtype=torch.float64)
-h = (s_grid[1] - s_grid[0]).item()
-print(f"grid step h = {h:.1e}\n{'a':>6} {'b':>6} | {'argmax s':>9} {'a/(a+b)':>9} | {'its logit':>9} {'log a/b':>9}")
+dx = (s_grid[1] - s_grid[0]).item()
+print(f"grid step dx = {dx:.1e}\n{'a':>6} {'b':>6} | {'argmax s':>9} {'a/(a+b)':>9} | {'its logit':>9} {'log a/b':>9}")
 for a, b in [(1.0, 1.0), (0.3, 2.0), (5.0, 0.2), (0.01, 1.0), (2.0, 1e-3)]:
     s_hat = s_grid[int(torch.argmax(a * torch.log(s_grid) + b * torch.log1p(-s_grid)))].item()
     s_star, logit_hat = a / (a + b), math.log(s_hat / (1 - s_hat))
     print(f"{a:6.3g} {b:6.3g} | {s_hat:9.6f} {s_star:9.6f} | {logit_hat:9.5f} {math.log(a / b):9.5f}")
-    assert abs(s_hat - s_star) <= h                                              # at most one grid step off,
-    assert abs(logit_hat - math.log(a / b)) <= 2 * h / (s_star * (1 - s_star))   # which moves the logit ~h/(s*(1-s*))
+    assert abs(s_hat - s_star) <= dx                                              # at most one grid step off,
+    assert abs(logit_hat - math.log(a / b)) <= 2 * dx / (s_star * (1 - s_star))   # which moves the logit ~dx/(s*(1-s*))
+pos, neg = torch.tensor([0.0, 2.0, -1.5]), torch.tensor([-1.0, 0.5])
+by_hand = torch.log(torch.sigmoid(pos)).mean() + torch.log(1 - torch.sigmoid(neg)).mean()
+print(f"(4) at logits {pos.tolist()} and {neg.tolist()}: {logistic_objective(pos, neg).item():.6f}, by hand {by_hand.item():.6f}")
+assert abs(logistic_objective(pos, neg) - by_hand) < 1e-6
 
 # %% [markdown]
 # ## 2.2 Two Gaussians and their log ratio
@@ -155,12 +186,66 @@ for a, b in [(1.0, 1.0), (0.3, 2.0), (5.0, 0.2), (0.01, 1.0), (2.0, 1e-3)]:
 # $$
 #
 # but a classifier is never told this: it gets $n$ samples of each and maximises
-# (4) with sample means in place of expectations. `QuadraticDiscriminator` is
-# logistic regression on $(u_1, u_2, u_1^2, u_1u_2, u_2^2)$ plus a bias: it can
-# represent $f^*$ exactly (checked below), so its only error is estimation error.
-# `MLPDiscriminator` is a small network (two hidden layers of 32 SiLU units) that
-# knows nothing about quadratics, like the paper's discriminators. The cell also
-# estimates $V(f^*) = 2\,\mathrm{JSD}(p,q) - \log 4$ by Monte Carlo (no closed form here).
+# (4) with sample means in place of expectations. The chapter trains two: one whose
+# family contains $f^*$ (this section), and a small network that knows nothing about
+# quadratics, like the paper's discriminators (section 2.3).
+#
+# **A well-specified classifier.** `QuadraticDiscriminator` is logistic regression on
+# the features $(u_i)_i$ and $(u_iu_j)_{i\le j}$ plus a bias, in $\mathbb R^2$ on
+# $(u_1, u_2, u_1^2, u_1u_2, u_2^2)$: its logit can be any quadratic polynomial in $u$,
+# so it can represent $f^*$ exactly (checked below) and its only error is estimation
+# error. It works in float64 and starts at the zero logit,
+# $\sigma = \tfrac12$ everywhere.
+
+# %%
+#@save density_ratio
+import torch
+from torch import nn
+
+
+class QuadraticDiscriminator(nn.Module):
+    """Logistic regression on ``(1, u_i, u_i u_j)``: a logit ``u^T Q u + w^T u + a``.
+
+    The log ratio of two Gaussians is exactly such a quadratic, so in the
+    Gaussian world this discriminator is well specified: it can represent ``f*``,
+    ``h*`` and ALI's ratio exactly, and its error is pure estimation error.
+    """
+
+    def __init__(self, in_dim: int):
+        super().__init__()
+        self.rows, self.cols = torch.triu_indices(in_dim, in_dim)
+        self.linear = nn.Linear(in_dim + len(self.rows), 1, dtype=torch.float64)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        u = torch.cat(parts, -1).to(torch.float64)
+        feats = torch.cat([u, u[:, self.rows] * u[:, self.cols]], -1)
+        return self.linear(feats).squeeze(-1)
+
+
+# %% [markdown]
+# **The error that matters.** Section 2.1 showed that a learned logit $f$ costs (4) at
+# most $\tfrac14\mathbb E_m[(f-f^*)^2]$, so the book scores a classifier by the root
+# mean square of $f - f^*$ at fresh draws from the mixture $m$: equally many points
+# from $p$ and from $q$, never used for training.
+
+# %%
+#@save density_ratio
+import torch
+
+
+def ratio_rmse(learned: torch.Tensor, true: torch.Tensor) -> float:
+    """Root mean squared difference between a learned logit and the true log ratio,
+    both evaluated at the same points (drawn from where the classes live)."""
+    return torch.sqrt(((learned.double() - true.double()) ** 2).mean()).item()
+
+
+# %% [markdown]
+# The evaluation points, $f^*$ at them, and the quadratic classifier with its
+# weights set by hand to the coefficients of $f^*$ above ($u_1u_2$ gets the
+# off-diagonal of $\tfrac12(\Sigma^{-1}-I)$ twice). The cell also estimates
+# $V(f^*) = 2\,\mathrm{JSD}(p,q) - \log 4$ by Monte Carlo (no closed form here).
 
 # %%
 dtype = torch.float64
@@ -195,25 +280,120 @@ assert -math.log(4) < V_star - 3 * V_star_se and V_star + 3 * V_star_se < 0   # 
 # %% [markdown]
 # ## 2.3 A network learns the ratio
 #
-# `train_discriminator` (printed below) is gradient ascent on (4) with Adam (Kingma
-# and Ba, 2015 [KB15]) over minibatches of fixed samples, the step size annealed to
-# zero so that the final classifier does not jitter with the minibatch noise. The
-# MLP gets $10^4$ samples of each class and 400 steps of 1024 (the full profile ten
-# times both). The maps carry the contours of the **true** $f^*$ (black) and, dashed,
-# the line inside which the mixture $m$ has its mass (density above 1% of its
+# A multilayer perceptron alternates affine maps with a pointwise nonlinearity:
+# `depth` hidden layers of `hidden` units, each a linear map, the activation and
+# (optionally) dropout, then a linear map to the output. Every fully connected network
+# of the book is one `mlp`: the discriminators here, with the smooth SiLU
+# $t\,\sigma(t)$, and the encoders and decoders of the models of chapters 6 to 8, with
+# the leaky ReLU $\max(t, 0.2\,t)$.
+
+# %%
+#@save density_ratio
+from torch import nn
+
+
+def mlp(in_dim: int, out_dim: int, hidden: int = 128, depth: int = 2, dropout: float = 0.0,
+        activation=lambda: nn.LeakyReLU(0.2)) -> nn.Sequential:
+    """A plain multilayer perceptron: ``depth`` times (linear, ``activation()``, dropout), then linear.
+    Every fully connected network of the library is one: the discriminators here (SiLU), the
+    encoders and decoders of ``models`` (leaky ReLU, the default)."""
+    layers, d = [], in_dim
+    for _ in range(depth):
+        layers += [nn.Linear(d, hidden), activation(), nn.Dropout(dropout)]
+        d = hidden
+    layers.append(nn.Linear(d, out_dim))
+    return nn.Sequential(*layers)
+
+
+# %% [markdown]
+# `MLPDiscriminator` is such a network with one output, the logit $f(u)$: it
+# concatenates its inputs (one tensor $u$ here, a pair $(x, z)$ in chapter 3) and
+# knows nothing about quadratics. Here it has two hidden layers of 32 SiLU units.
+# Dropout is the regulariser the paper puts on its discriminators; this chapter
+# trains without it.
+
+# %%
+#@save density_ratio
+import torch
+from torch import nn
+
+
+class MLPDiscriminator(nn.Module):
+    """A small multilayer perceptron ``f_psi(x, z)`` returning a logit.
+
+    Smooth activations (SiLU) suit a smooth target ratio; ``dropout`` is the
+    regulariser the paper uses on its discriminators.
+    """
+
+    def __init__(self, in_dim: int, hidden: int = 64, depth: int = 2, dropout: float = 0.0):
+        super().__init__()
+        self.net = mlp(in_dim, 1, hidden, depth, dropout, activation=nn.SiLU)
+
+    def forward(self, *parts: torch.Tensor) -> torch.Tensor:
+        u = torch.cat(parts, -1).to(self.net[0].weight.dtype)
+        return self.net(u).squeeze(-1)
+
+
+# %% [markdown]
+# Training is gradient ascent on the sample version of (4) with Adam (Kingma and
+# Ba, 2015 [KB15]) over minibatches drawn, with a fixed seed, from fixed samples of
+# each class; with `anneal` the step size decays to zero on a cosine, so that the
+# final classifier does not jitter with the minibatch noise.
+
+# %%
+#@save density_ratio
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+def train_discriminator(disc: nn.Module, pos: tuple, neg: tuple, steps: int = 1000,
+                        batch_size: int = 256, lr: float = 1e-2, seed: int = 0,
+                        progress: bool = True, anneal: bool = False) -> list:
+    """Maximise (4) over ``disc`` on a fixed set of positive and negative samples.
+
+    ``pos`` and ``neg`` are tuples of tensors (``(x, z)`` or ``(u,)``) with the same
+    number of rows each. Minibatches are drawn from them with a fixed seed.
+    With ``anneal`` the learning rate decays to zero on a cosine, which removes
+    most of the minibatch noise from the final discriminator.
+    Returns the objective (4) per step, so a chapter can plot it.
+    """
+    g = torch.Generator().manual_seed(seed)
+    n_pos, n_neg = pos[0].shape[0], neg[0].shape[0]
+    opt = torch.optim.Adam(disc.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps) if anneal else None
+    history = []
+    disc.train()
+    for _ in tqdm(range(steps), desc="discriminator", disable=not progress, leave=False):
+        i = torch.randint(n_pos, (min(batch_size, n_pos),), generator=g)
+        j = torch.randint(n_neg, (min(batch_size, n_neg),), generator=g)
+        objective = logistic_objective(disc(*[t[i] for t in pos]), disc(*[t[j] for t in neg]))
+        opt.zero_grad()
+        (-objective).backward()
+        opt.step()
+        if schedule is not None:
+            schedule.step()
+        history.append(objective.item())
+    disc.eval()
+    return history
+
+
+# %% [markdown]
+# The MLP gets $10^4$ samples of each class and 400 steps of 1024 (the full profile
+# ten times both). The maps carry the contours of the **true** $f^*$ (black) and,
+# dashed, the line inside which the mixture $m$ has its mass (density above 1% of its
 # peak): where the classifier saw data. Right: learned against true at fresh points.
 
 # %%
-print(inspect.getsource(train_discriminator))
 n_train = pick(quick=10_000, full=100_000)
 mlp_recipe = dict(batch_size=1024, steps=pick(quick=400, full=4000), lr=2e-2, anneal=True)
 g_train = torch.Generator().manual_seed(0)
 x_pos, x_neg = p.sample(n_train, g_train), q.sample(n_train, g_train)  # labels: p -> 1, q -> 0
 torch.manual_seed(0)
-mlp = MLPDiscriminator(2, hidden=32)
-history = train_discriminator(mlp, (x_pos,), (x_neg,), seed=0, **mlp_recipe)
+mlp_disc = MLPDiscriminator(2, hidden=32)
+history = train_discriminator(mlp_disc, (x_pos,), (x_neg,), seed=0, **mlp_recipe)
 with torch.no_grad():
-    f_hat_p, f_hat_q = mlp(u_p).double(), mlp(u_q).double()
+    f_hat_p, f_hat_q = mlp_disc(u_p).double(), mlp_disc(u_q).double()
 f_hat_m = torch.cat([f_hat_p, f_hat_q])
 rmse_mlp = ratio_rmse(f_hat_m, f_m)
 print(f"MLP trained on {n_train} samples of each class, {len(history)} steps of {mlp_recipe['batch_size']}; "
@@ -225,7 +405,7 @@ lo, hi, res = -3.5, 4.5, 161
 G1, G2 = torch.meshgrid(torch.linspace(lo, hi, res, dtype=dtype), torch.linspace(lo, hi, res, dtype=dtype), indexing="xy")
 grid = torch.stack([G1.reshape(-1), G2.reshape(-1)], -1)
 with torch.no_grad():
-    learned_grid = mlp(grid).double().reshape(res, res)
+    learned_grid = mlp_disc(grid).double().reshape(res, res)
 true_grid = (p.log_prob(grid) - q.log_prob(grid)).reshape(res, res)
 m_grid = (0.5 * (p.log_prob(grid).exp() + q.log_prob(grid).exp())).reshape(res, res)
 fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
