@@ -14,6 +14,8 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/01_why_symmetric.ipynb)
 #
+# Symbols as in [the book's notation table](../README.md#notation).
+#
 # # Chapter 1. Why symmetric: the VAE's one-way KL
 #
 # The AS-VAE paper (Pu et al., 2017 [Pu17]) starts from one complaint about the

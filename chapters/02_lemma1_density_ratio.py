@@ -14,6 +14,8 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/02_lemma1_density_ratio.ipynb)
 #
+# Symbols as in [the book's notation table](../README.md#notation); builds on [chapter 1](01_why_symmetric.ipynb).
+#
 # # Chapter 2. Lemma 1: a classifier's logit is a log density ratio
 #
 # AS-VAE (Pu et al., 2017 [Pu17]) needs two log density ratios nobody can write

@@ -14,6 +14,8 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/03_two_discriminators.ipynb)
 #
+# Symbols as in [the book's notation table](../README.md#notation); builds on [chapter 1](01_why_symmetric.ipynb), [chapter 2](02_lemma1_density_ratio.ipynb).
+#
 # # Chapter 3. Corollary 1.1: the two discriminators of AS-VAE
 #
 # Chapter 2 showed that a classifier's logit converges to the log density ratio

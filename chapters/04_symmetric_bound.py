@@ -14,6 +14,8 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/04_symmetric_bound.ipynb)
 #
+# Symbols as in [the book's notation table](../README.md#notation); builds on [chapter 1](01_why_symmetric.ipynb), [chapter 2](02_lemma1_density_ratio.ipynb), [chapter 3](03_two_discriminators.ipynb).
+#
 # # Chapter 4. The symmetric bound and Proposition 1
 #
 # With the two discriminators of chapter 3 in hand, the paper [Pu17] builds a bound

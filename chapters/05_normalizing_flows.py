@@ -14,6 +14,8 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/05_normalizing_flows.ipynb)
 #
+# Symbols as in [the book's notation table](../README.md#notation); builds on [chapter 1](01_why_symmetric.ipynb).
+#
 # # Chapter 5. Planar normalizing flows, forwards and backwards
 #
 # For MNIST the paper [Pu17] replaces Gaussian conditionals by **normalizing flows**

@@ -14,6 +14,8 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/09_imagenet32.ipynb)
 #
+# Symbols as in [the book's notation table](../README.md#notation); builds on [chapter 7](07_mnist.ipynb), [chapter 8](08_cifar10.ipynb).
+#
 # # Chapter 9. ImageNet 32x32: the data files, and what training costs
 #
 # Section 5.4 of the paper trains AS-VAE on ImageNet downsampled to 32x32

@@ -14,6 +14,8 @@
 # %% [markdown]
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/asvae-book/asvae-book/blob/main/chapters/10_reproduction.ipynb)
 #
+# Symbols as in [the book's notation table](../README.md#notation); builds on [chapter 6](06_asvae_2d.ipynb), [chapter 7](07_mnist.ipynb), [chapter 8](08_cifar10.ipynb), [chapter 9](09_imagenet32.ipynb).
+#
 # # Chapter 10. Reproduction: the paper's numbers beside ours
 #
 # Every number of ours in this chapter is read from a result file in `results/`,
