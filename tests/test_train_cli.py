@@ -21,7 +21,8 @@ import pytest
 import torch
 import torchvision
 
-from asvae_lib.book import bench, data, evaluate, experiments, train
+from asvae_lib import data, evaluate, experiments, train
+from asvae_lib.book import bench
 
 ORIGINAL_EXPERIMENT = experiments.experiment
 ROOT = Path(__file__).resolve().parents[1]
